@@ -1,0 +1,28 @@
+"""The Celery app: two lanes, `flash` and `pro`, each with its own worker pool.
+
+Tasks choose their lane when they are sent (`queue=`), so a queue of slow Pro
+renders never sits in front of a draft grid. Periodic jobs (the lease
+sweeper, the ledger reconcile) run from the beat scheduler.
+"""
+
+import os
+
+from celery import Celery
+from kombu import Queue
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "studio.settings")
+
+app = Celery("studio")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.conf.task_queues = [Queue("flash"), Queue("pro")]
+app.conf.beat_schedule = {
+    "sweep-expired-leases": {"task": "generation.tasks.sweep_leases", "schedule": 30.0},
+    "reconcile-wallets": {"task": "billing.tasks.reconcile_wallets", "schedule": 3600.0},
+}
+app.autodiscover_tasks()
+
+
+@app.task(name="studio.ping_lane")
+def ping_lane(marker: str) -> str:
+    """Echo which lane served a job; used by health checks and tests."""
+    return f"{marker}@{ping_lane.request.delivery_info.get('routing_key')}"

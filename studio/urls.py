@@ -1,0 +1,32 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+
+from .views import accounts, health, teams
+
+urlpatterns = [
+    path("", teams.home, name="home"),
+    path("signin/", accounts.SignInView.as_view(), name="signin"),
+    path("signout/", auth_views.LogoutView.as_view(), name="signout"),
+    path(
+        "account/password/",
+        auth_views.PasswordChangeView.as_view(
+            template_name="studio/password.html", success_url="/account/password/done/"
+        ),
+        name="password-change",
+    ),
+    path(
+        "account/password/done/",
+        auth_views.PasswordChangeDoneView.as_view(template_name="studio/password_done.html"),
+        name="password_change_done",
+    ),
+    path("invite/<str:token>/", accounts.invite_join, name="invite"),
+    path("teams/new/", teams.team_new, name="team-new"),
+    path("t/<slug:slug>/", teams.team_home, name="team"),
+    path("t/<slug:slug>/members/", teams.team_members, name="team-members"),
+    path("t/<slug:slug>/members/invite/", teams.team_invite, name="team-invite"),
+    path("", include("billing.urls")),
+    path("", include("generation.urls")),
+    path("healthz", health.healthz, name="healthz"),
+    path("admin/", admin.site.urls),
+]

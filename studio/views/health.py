@@ -1,0 +1,45 @@
+"""/healthz: is the database answering, the broker reachable, are both lanes served?"""
+
+from django.db import connection
+from django.http import JsonResponse
+from django.views.decorators.cache import never_cache
+
+from ..celery import app as celery_app
+
+LANES = ("flash", "pro")
+
+
+def _database() -> dict:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        return {"ok": True, "engine": connection.vendor}
+    except Exception as error:  # noqa: BLE001 - any failure means "down"
+        return {"ok": False, "error": str(error)[:200]}
+
+
+def _broker_and_lanes() -> tuple[dict, dict]:
+    try:
+        with celery_app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1, timeout=2)
+            replies = celery_app.control.inspect(timeout=1.0, connection=conn).active_queues() or {}
+    except Exception as error:  # noqa: BLE001
+        down = {"ok": False, "error": str(error)[:200]}
+        return down, {lane: {"ok": False, "workers": 0} for lane in LANES}
+    workers = {lane: 0 for lane in LANES}
+    for queues in replies.values():
+        for queue in queues:
+            if queue.get("name") in workers:
+                workers[queue["name"]] += 1
+    return {"ok": True}, {lane: {"ok": n > 0, "workers": n} for lane, n in workers.items()}
+
+
+@never_cache
+def healthz(request):
+    database = _database()
+    broker, lanes = _broker_and_lanes()
+    healthy = database["ok"] and broker["ok"] and all(lane["ok"] for lane in lanes.values())
+    return JsonResponse(
+        {"ok": healthy, "database": database, "broker": broker, "lanes": lanes},
+        status=200 if healthy else 503,
+    )
