@@ -1,0 +1,73 @@
+"""The provider interface: what a lane asks for and what it gets back.
+
+A provider turns one RenderRequest into one encoded image. Failures are
+sorted into three kinds so the task knows what to do: retry (TransientError),
+give up (PermanentError), or report the refusal (BlockedError). Each error
+carries a `message` a designer can read in the gallery and a `detail` for logs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class RenderRequest:
+    prompt: str
+    seed: int
+    tier: str  # "flash" | "pro"
+    size: str  # "512" | "1K" | "2K" | "4K"
+    aspect: str  # "16:9" ...
+    model: str
+    references: tuple[bytes, ...] = ()  # encoded images (PNG/JPEG/WebP bytes), at most 14
+
+
+@dataclass(frozen=True)
+class RenderResult:
+    image: bytes  # encoded image bytes as the provider returned them (PNG for offline)
+    mime_type: str
+    model: str
+    usage: dict  # provider usage metadata (may be {})
+    text: str = ""  # any text parts
+
+
+class ProviderError(Exception):
+    """A render that did not produce an image."""
+
+    def __init__(self, message: str, detail: str = ""):
+        super().__init__(message)
+        self.message = message
+        self.detail = detail or message
+
+    def __str__(self) -> str:
+        if self.detail and self.detail != self.message:
+            return f"{self.message} ({self.detail})"
+        return self.message
+
+
+class TransientError(ProviderError):
+    """Worth retrying: overload, quota, a timeout, a dropped connection."""
+
+    def __init__(self, message: str, detail: str = "", retry_after: float | None = None):
+        super().__init__(message, detail)
+        self.retry_after = retry_after
+
+
+class PermanentError(ProviderError):
+    """Retrying will not help: a bad request, a wrong key or model id, a broken answer."""
+
+
+class BlockedError(ProviderError):
+    """The provider refused the content (its safety or recitation filters)."""
+
+    def __init__(self, message: str, detail: str = "", reason: str = ""):
+        super().__init__(message, detail)
+        self.reason = reason
+
+
+class Provider(Protocol):
+    name: str  # "offline", "gemini"
+    label: str  # shown in the UI: "Offline renderer", "Gemini"
+
+    def render(self, request: RenderRequest) -> RenderResult: ...
