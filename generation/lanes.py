@@ -1,0 +1,140 @@
+"""Lanes: which job a worker runs next, and how jobs reach the workers.
+
+The broker never carries "render generation 42". It carries lane tokens:
+one `run_lane` task per queued image, sent to the lane's queue. A worker that
+takes a token asks the database for the fairest queued job in its lane and
+claims it. So when member A has 50 images queued and member B adds one, the
+very next token any worker takes runs B's image: B waits at most for the
+jobs already running (C slots) plus one.
+
+A token that finds nothing to do (its job was canceled, or a duplicate
+delivery) does nothing. A job whose token was lost (broker restart, a failed
+send) is found by the sweeper and given a new one.
+"""
+
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from .models import Generation, LaneTurn, Status
+
+log = logging.getLogger(__name__)
+
+
+def dispatch(lane: str, generation_ids: list[int], *, countdown: float = 0) -> None:
+    """Send one token per job, after the surrounding transaction commits."""
+    if not generation_ids:
+        return
+    ids = list(generation_ids)
+    transaction.on_commit(lambda: _send_tokens(lane, ids, countdown))
+
+
+def _send_tokens(lane: str, generation_ids: list[int], countdown: float) -> None:
+    from .tasks import run_lane
+
+    sent = 0
+    try:
+        for _ in generation_ids:
+            run_lane.apply_async(args=[lane], queue=lane, countdown=countdown or None)
+            sent += 1
+    except Exception:  # noqa: BLE001 - the broker is down; the sweeper re-sends
+        log.warning(
+            "could not reach the broker; %d %s jobs wait for the sweeper",
+            len(generation_ids) - sent,
+            lane,
+        )
+    if sent:
+        Generation.objects.filter(pk__in=generation_ids[:sent]).update(dispatched_at=timezone.now())
+
+
+def claim_next(lane: str) -> Generation | None:
+    """Claim the fairest runnable job in the lane, or None.
+
+    Fair: among members with runnable jobs, the one whose last job in this
+    lane started longest ago goes first; within a member, oldest first. The
+    claim is a conditional UPDATE (queued -> running) checked by row count,
+    so two workers never run the same job.
+    """
+    for _ in range(5):
+        now = timezone.now()
+        runnable = Generation.objects.filter(tier=lane, status=Status.QUEUED).exclude(
+            not_before__gt=now
+        )
+        members = set(runnable.values_list("member_id", flat=True).distinct())
+        if not members:
+            return None
+        turns = dict(
+            LaneTurn.objects.filter(lane=lane, member_id__in=members).values_list(
+                "member_id", "last_started"
+            )
+        )
+        member = min(members, key=lambda m: (turns.get(m) is not None, turns.get(m) or now, m))
+        candidate = runnable.filter(member_id=member).order_by("created", "id").first()
+        if candidate is None:
+            continue
+        lease = now + timedelta(seconds=settings.GENERATION_LEASE_SECONDS)
+        claimed = Generation.objects.filter(pk=candidate.pk, status=Status.QUEUED).update(
+            status=Status.RUNNING,
+            attempts=F("attempts") + 1,
+            lease_until=lease,
+            started_at=now,
+            changed_at=now,
+        )
+        if claimed:
+            LaneTurn.objects.update_or_create(
+                lane=lane, member_id=member, defaults={"last_started": now}
+            )
+            candidate.refresh_from_db()
+            return candidate
+    return None
+
+
+def sweep(now=None) -> dict[str, int]:
+    """Re-queue jobs whose lease expired and re-send tokens that were lost.
+
+    A job whose worker died stays `running` until its lease ends; it is put
+    back in the queue (the attempt counts). Capture is keyed by generation,
+    so a job that finished after all is never charged twice.
+    """
+    now = now or timezone.now()
+    expired = list(
+        Generation.objects.filter(status=Status.RUNNING, lease_until__lt=now).values_list(
+            "pk", "tier", "attempts"
+        )
+    )
+    requeued = 0
+    for pk, tier, attempts in expired:
+        if attempts >= settings.GENERATION_MAX_ATTEMPTS:
+            from .rendering import generation_fail
+
+            generation_fail(
+                pk,
+                status=Status.FAILED,
+                message="The render stopped unexpectedly several times. Nothing was charged.",
+                expect=Status.RUNNING,
+            )
+            continue
+        with transaction.atomic():
+            moved = Generation.objects.filter(
+                pk=pk, status=Status.RUNNING, lease_until__lt=now
+            ).update(status=Status.QUEUED, lease_until=None, changed_at=now, dispatched_at=None)
+            if moved:
+                requeued += 1
+                dispatch(tier, [pk])
+    # Tokens lost with the broker, or never sent: queued jobs not dispatched
+    # recently. Spare tokens are harmless; a missing one would strand a job.
+    stale = now - timedelta(seconds=settings.GENERATION_LEASE_SECONDS)
+    lost = Generation.objects.filter(status=Status.QUEUED).filter(
+        dispatched_at__isnull=True, created__lt=now - timedelta(seconds=10)
+    ) | Generation.objects.filter(status=Status.QUEUED, dispatched_at__lt=stale)
+    resent = 0
+    for tier in ("flash", "pro"):
+        ids = list(lost.filter(tier=tier).values_list("pk", flat=True)[:500])
+        if ids:
+            _send_tokens(tier, ids, 0)
+            resent += len(ids)
+    return {"requeued": requeued, "resent": resent}

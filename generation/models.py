@@ -1,0 +1,231 @@
+"""Batches, generations, stored assets and reference images.
+
+A Batch is one submission; each of its Generations is one image job that a
+lane worker renders. An Asset is a stored image (original PNG, WebP
+thumbnail and preview). A Reference is an uploaded image kept once per team
+by content hash.
+
+Generations copy the request fields they need (tier, size, aspect, prompt,
+seed) so a lane worker, the gallery and the history search read one row.
+"""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from studio.models import Team
+
+from . import catalog
+
+
+class Tier(models.TextChoices):
+    FLASH = catalog.FLASH, "Flash"
+    PRO = catalog.PRO, "Pro"
+
+
+class Status(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Done"
+    FAILED = "failed", "Failed"
+    BLOCKED = "blocked", "Blocked"
+    CANCELED = "canceled", "Canceled"
+
+
+FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.BLOCKED, Status.CANCELED)
+OUTSTANDING = (Status.QUEUED, Status.RUNNING)
+
+
+class Project(models.Model):
+    """A board: where a team keeps the grids of one piece of work."""
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="projects")
+    name = models.CharField(max_length=120)
+    archived = models.BooleanField(default=False)
+    created = models.DateTimeField(default=timezone.now)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["archived", "-created"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def _team_path(instance, filename: str) -> str:
+    return f"teams/{instance.team_id}/{filename}"
+
+
+class Reference(models.Model):
+    """An uploaded reference image, stored once per team by content hash."""
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="references")
+    name = models.CharField(max_length=120)
+    sha256 = models.CharField(max_length=64)
+    image = models.FileField(upload_to=_team_path, max_length=300)
+    mime_type = models.CharField(max_length=40, default="image/png")
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    bytes = models.PositiveIntegerField()
+    created = models.DateTimeField(default=timezone.now)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["team", "sha256"], name="one_reference_per_hash")
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Asset(models.Model):
+    """A stored image and its two WebP renditions."""
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="assets")
+    sha256 = models.CharField(max_length=64)
+    original = models.FileField(upload_to=_team_path, max_length=300)
+    thumbnail = models.FileField(upload_to=_team_path, max_length=300)
+    preview = models.FileField(upload_to=_team_path, max_length=300)
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    bytes = models.PositiveIntegerField()
+    created = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["team", "sha256"], name="one_asset_per_hash")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.width}×{self.height} {self.sha256[:10]}"
+
+
+class Batch(models.Model):
+    """One submission: a draft grid (Flash) or a promotion (Pro)."""
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="batches")
+    project = models.ForeignKey(
+        Project, on_delete=models.SET_NULL, null=True, blank=True, related_name="batches"
+    )
+    member = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="batches"
+    )
+    tier = models.CharField(max_length=8, choices=Tier.choices)
+    size = models.CharField(max_length=4)
+    aspect = models.CharField(max_length=5)
+    prompt = models.TextField()
+    base_seed = models.BigIntegerField()
+    seed_locked = models.BooleanField(default=False)
+    count = models.PositiveSmallIntegerField()
+    per_line = models.BooleanField(default=False)
+    fresh = models.BooleanField(default=False, help_text="Bypass the cache")
+    is_promotion = models.BooleanField(default=False)
+    references = models.ManyToManyField(Reference, blank=True, related_name="batches")
+    provider = models.CharField(max_length=20)
+    model = models.CharField(max_length=80)
+    # The billing hold that pays for this batch; billing knows it only by its key.
+    hold_id = models.BigIntegerField(null=True, blank=True)
+    credits_quoted = models.PositiveIntegerField(default=0)
+    created = models.DateTimeField(default=timezone.now)
+    canceled_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created", "-id"]
+        indexes = [models.Index(fields=["project", "-created"], name="batch_project_recent")]
+
+    def __str__(self) -> str:
+        return f"{self.get_tier_display()} {self.size} × {self.count}: {self.prompt[:40]}"
+
+    @property
+    def hold_key(self) -> str:
+        return f"batch:{self.pk}"
+
+
+class Generation(models.Model):
+    """One image job and, once done, its image."""
+
+    batch = models.ForeignKey(Batch, on_delete=models.CASCADE, related_name="generations")
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="generations")
+    member = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="generations"
+    )
+    index = models.PositiveSmallIntegerField()
+    tier = models.CharField(max_length=8, choices=Tier.choices)
+    size = models.CharField(max_length=4)
+    aspect = models.CharField(max_length=5)
+    prompt = models.TextField()
+    seed = models.BigIntegerField()
+    parent = models.ForeignKey(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="promotions"
+    )
+    fingerprint = models.CharField(max_length=64, db_index=True)
+
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    not_before = models.DateTimeField(null=True, blank=True)  # retry backoff
+    dispatched_at = models.DateTimeField(null=True, blank=True)
+    provider = models.CharField(max_length=20)
+    model = models.CharField(max_length=80)
+    error = models.TextField(blank=True)
+    cached = models.BooleanField(default=False)
+    credits_held = models.PositiveIntegerField(default=0)
+    credits_charged = models.PositiveIntegerField(default=0)
+    asset = models.ForeignKey(
+        Asset, on_delete=models.PROTECT, null=True, blank=True, related_name="generations"
+    )
+    usage = models.JSONField(default=dict, blank=True)
+
+    starred = models.BooleanField(default=False)
+    archived = models.BooleanField(default=False)
+    created = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    # Bumped on every change a polling grid must see.
+    changed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["batch_id", "index"]
+        indexes = [
+            # The lane picks the next job among queued ones.
+            models.Index(
+                fields=["tier", "member", "created"],
+                name="gen_lane_queue",
+                condition=Q(status="queued"),
+            ),
+            # History and search, newest first, per team.
+            models.Index(fields=["team", "-created", "-id"], name="gen_team_recent"),
+            models.Index(fields=["batch", "changed_at"], name="gen_batch_changes"),
+            models.Index(fields=["status", "lease_until"], name="gen_leases"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.tier} {self.status}"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in FINISHED
+
+
+class LaneTurn(models.Model):
+    """When a member's job last started in a lane: the lane serves the member
+    who waited longest first (round-robin between members)."""
+
+    lane = models.CharField(max_length=8, choices=Tier.choices)
+    member = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    last_started = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["lane", "member"], name="one_turn_per_lane_member")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.lane}: {self.member_id} at {self.last_started}"

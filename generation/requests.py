@@ -1,0 +1,146 @@
+"""Turning what a person typed into a valid batch request, or saying why not.
+
+Pages and the API both go through `parse_batch_request`, so the rules and
+the wording of every refusal are the same wherever a batch comes from.
+"""
+
+import re
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from django.conf import settings
+
+from . import catalog
+
+PROMPT_MAX = 10_000
+MAX_REFERENCES = 14
+SEED_MAX = 2**31 - 1
+# C0 and C1 control characters except tab and newline.
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+class InvalidRequest(Exception):
+    """A request that cannot be made; `errors` maps each field to what is wrong."""
+
+    def __init__(self, errors: dict[str, str]):
+        super().__init__("; ".join(errors.values()))
+        self.errors = errors
+
+
+@dataclass(frozen=True)
+class BatchRequest:
+    prompts: tuple[str, ...]
+    tier: str
+    size: str
+    aspect: str
+    count: int  # images per prompt
+    seed: int
+    seed_locked: bool
+    reference_ids: tuple[int, ...] = field(default=())
+    per_line: bool = False
+    fresh: bool = False
+
+    @property
+    def total(self) -> int:
+        return self.count * len(self.prompts)
+
+    @property
+    def prompt_text(self) -> str:
+        return "\n".join(self.prompts)
+
+
+def clean_prompt(raw: str) -> str:
+    return CONTROL_CHARACTERS.sub("", raw or "").strip()
+
+
+def max_count(tier: str) -> int:
+    return settings.PRO_MAX_COUNT if tier == catalog.PRO else settings.FLASH_MAX_COUNT
+
+
+def _int(value, name: str, errors: dict, message: str) -> int | None:
+    try:
+        return int(str(value).strip())
+    except (TypeError, ValueError):
+        errors[name] = message
+        return None
+
+
+def _flag(data: Mapping, name: str) -> bool:
+    return str(data.get(name, "")).lower() in ("1", "true", "on", "yes")
+
+
+def parse_batch_request(data: Mapping, reference_ids=()) -> BatchRequest:
+    errors: dict[str, str] = {}
+
+    prompt = clean_prompt(str(data.get("prompt", "")))
+    per_line = _flag(data, "per_line")
+    if not prompt:
+        errors["prompt"] = "Write a prompt first."
+    elif len(prompt) > PROMPT_MAX:
+        errors["prompt"] = f"The prompt is {len(prompt):,} characters; the limit is {PROMPT_MAX:,}."
+    prompts = (
+        tuple(line.strip() for line in prompt.splitlines() if line.strip())
+        if per_line
+        else (prompt,)
+    )
+
+    tier = str(data.get("tier", "")).strip().lower()
+    if tier not in catalog.TIERS:
+        errors["tier"] = "Choose Flash or Pro."
+    size = str(data.get("size", "")).strip().upper()
+    size = "512" if size == "512" else size
+    aspect = str(data.get("aspect", "")).strip()
+    if tier in catalog.TIERS:
+        label = catalog.TIER_LABELS[tier]
+        if size not in catalog.SIZES[tier]:
+            offered = ", ".join(catalog.SIZES[tier])
+            errors["size"] = f"{label} renders at {offered}."
+        if aspect not in catalog.ASPECTS[tier]:
+            errors["aspect"] = f"{label} does not offer the aspect ratio “{aspect[:10]}”."
+
+    count = _int(
+        data.get("count", 1), "count", errors, "The number of images must be a whole number."
+    )
+    if count is not None and tier in catalog.TIERS:
+        limit = max_count(tier)
+        if not 1 <= count <= limit:
+            errors["count"] = f"Choose between 1 and {limit} images."
+        elif len(prompts) * count > limit:
+            errors["count"] = (
+                f"{len(prompts)} prompts × {count} images is {len(prompts) * count}; "
+                f"the limit is {limit} per grid."
+            )
+
+    seed_value = str(data.get("seed", "")).strip()
+    seed_locked = bool(seed_value)
+    seed = secrets.randbelow(SEED_MAX - 1000) if not seed_locked else None
+    if seed_locked:
+        seed = _int(seed_value, "seed", errors, "The seed must be a whole number.")
+        if seed is not None and not 0 <= seed <= SEED_MAX - 1000:
+            errors["seed"] = f"The seed must be between 0 and {SEED_MAX - 1000:,}."
+
+    refs: list[int] = []
+    for value in reference_ids:
+        ref = _int(value, "references", errors, "Unknown reference image.")
+        if ref is not None and ref not in refs:
+            refs.append(ref)
+    if len(refs) > MAX_REFERENCES:
+        errors["references"] = (
+            f"Use at most {MAX_REFERENCES} reference images ({len(refs)} chosen)."
+        )
+
+    if errors:
+        raise InvalidRequest(errors)
+    return BatchRequest(
+        prompts=prompts,
+        tier=tier,
+        size=size,
+        aspect=aspect,
+        count=count,
+        seed=seed,
+        seed_locked=seed_locked,
+        reference_ids=tuple(refs),
+        per_line=per_line,
+        fresh=_flag(data, "fresh"),
+    )

@@ -1,0 +1,348 @@
+"""Writes for generation: submit a batch, promote drafts, cancel, star, archive, upload references.
+
+Submitting is one transaction: validate, quote, hold the credits, create the
+batch and its jobs. The lane tokens go to the broker only after it commits,
+so a refused or rolled-back request leaves nothing behind.
+"""
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from billing.services import Refusal, hold_place, hold_release, usage_record_cached
+
+from . import catalog, lanes
+from .imaging import clean_upload
+from .models import OUTSTANDING, Batch, Generation, Project, Reference, Status
+from .providers import model_for, provider_for
+from .requests import BatchRequest, InvalidRequest
+from .storage import reference_store
+
+
+@dataclass
+class SubmitRefused(Exception):
+    """A submit that was not made. `code`: invalid (400), credits (402), busy (429)."""
+
+    message: str
+    code: str = "invalid"
+    errors: dict[str, str] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def fingerprint(
+    *,
+    provider: str,
+    model: str,
+    prompt: str,
+    seed: int,
+    size: str,
+    aspect: str,
+    reference_hashes: list[str],
+    parent_hash: str = "",
+) -> str:
+    """Identity of a render request: identical ones can reuse the stored image."""
+    material = json.dumps(
+        [provider, model, prompt, seed, size, aspect, sorted(reference_hashes), parent_hash],
+        ensure_ascii=False,
+    )
+    return hashlib.sha256(material.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class _Job:
+    prompt: str
+    seed: int
+    aspect: str
+    parent: Generation | None = None
+
+
+def _team_references(team, ids) -> list[Reference]:
+    references = list(Reference.objects.filter(team=team, pk__in=ids))
+    if len(references) != len(set(ids)):
+        raise SubmitRefused(
+            "A reference image was not found in this team's library.",
+            errors={"references": "Unknown reference image."},
+        )
+    return references
+
+
+def _check_outstanding(*, team, member, tier: str, adding: int) -> None:
+    outstanding = Generation.objects.filter(
+        team=team, member=member, tier=tier, status__in=OUTSTANDING
+    ).count()
+    cap = settings.LANE_MEMBER_OUTSTANDING_CAP
+    if outstanding + adding > cap:
+        raise SubmitRefused(
+            f"You already have {outstanding} {catalog.TIER_LABELS[tier]} images waiting or "
+            f"rendering; the limit is {cap}. Wait for some to finish or cancel a batch.",
+            code="busy",
+        )
+
+
+def _create_batch(
+    *,
+    team,
+    member,
+    project,
+    tier,
+    size,
+    aspect,
+    prompt,
+    base_seed,
+    seed_locked,
+    jobs: list[_Job],
+    references: list[Reference],
+    per_line=False,
+    fresh=False,
+    is_promotion=False,
+) -> Batch:
+    """Hold the credits and create the batch with its jobs; caller holds the transaction."""
+    provider = provider_for(tier)
+    model = model_for(tier)
+    reference_hashes = [r.sha256 for r in references]
+    batch = Batch.objects.create(
+        team=team,
+        project=project,
+        member=member,
+        tier=tier,
+        size=size,
+        aspect=aspect,
+        prompt=prompt,
+        base_seed=base_seed,
+        seed_locked=seed_locked,
+        count=len(jobs),
+        per_line=per_line,
+        fresh=fresh,
+        is_promotion=is_promotion,
+        provider=provider.name,
+        model=model,
+    )
+    if references:
+        batch.references.set(references)
+
+    now = timezone.now()
+    rows, cached = [], 0
+    for index, job in enumerate(jobs):
+        parent_hash = job.parent.asset.sha256 if job.parent and job.parent.asset else ""
+        print_ = fingerprint(
+            provider=provider.name,
+            model=model,
+            prompt=job.prompt,
+            seed=job.seed,
+            size=size,
+            aspect=job.aspect,
+            reference_hashes=reference_hashes,
+            parent_hash=parent_hash,
+        )
+        hit = None
+        if not fresh:
+            hit = (
+                Generation.objects.filter(team=team, fingerprint=print_, status=Status.SUCCEEDED)
+                .exclude(asset=None)
+                .only("asset_id")
+                .first()
+            )
+        row = Generation(
+            batch=batch,
+            team=team,
+            member=member,
+            index=index,
+            tier=tier,
+            size=size,
+            aspect=job.aspect,
+            prompt=job.prompt,
+            seed=job.seed,
+            parent=job.parent,
+            fingerprint=print_,
+            provider=provider.name,
+            model=model,
+            created=now,
+            changed_at=now,
+        )
+        if hit:
+            cached += 1
+            row.status = Status.SUCCEEDED
+            row.cached = True
+            row.asset_id = hit.asset_id
+            row.finished_at = now
+        rows.append(row)
+
+    to_render = len(jobs) - cached
+    if to_render:
+        try:
+            hold = hold_place(
+                team=team, member=member, tier=tier, size=size, count=to_render, key=batch.hold_key
+            )
+        except Refusal as refusal:
+            code = (
+                "credits"
+                if refusal.code in ("credits", "member_cap", "team_budget", "frozen")
+                else "invalid"
+            )
+            raise SubmitRefused(refusal.message, code=code)
+        batch.hold_id = hold.pk
+        batch.credits_quoted = hold.unit_price * to_render
+        batch.save(update_fields=["hold_id", "credits_quoted"])
+        for row in rows:
+            if not row.cached:
+                row.credits_held = hold.unit_price
+    if cached:
+        usage_record_cached(
+            team=team,
+            member=member,
+            tier=tier,
+            size=size,
+            count=cached,
+            key=f"{batch.hold_key}:cached",
+        )
+
+    Generation.objects.bulk_create(rows)
+    queued = list(
+        Generation.objects.filter(batch=batch, status=Status.QUEUED).values_list("pk", flat=True)
+    )
+    lanes.dispatch(tier, queued)
+    return batch
+
+
+def batch_submit(*, team, member, request: BatchRequest, project: Project | None = None) -> Batch:
+    if project is not None and (project.team_id != team.pk or project.archived):
+        raise SubmitRefused("That project is not open in this team.")
+    jobs = [
+        _Job(prompt=prompt, seed=request.seed + p * request.count + i, aspect=request.aspect)
+        for p, prompt in enumerate(request.prompts)
+        for i in range(request.count)
+    ]
+    with transaction.atomic():
+        references = _team_references(team, request.reference_ids)
+        _check_outstanding(team=team, member=member, tier=request.tier, adding=len(jobs))
+        return _create_batch(
+            team=team,
+            member=member,
+            project=project,
+            tier=request.tier,
+            size=request.size,
+            aspect=request.aspect,
+            prompt=request.prompt_text,
+            base_seed=request.seed,
+            seed_locked=request.seed_locked,
+            jobs=jobs,
+            references=references,
+            per_line=request.per_line,
+            fresh=request.fresh,
+        )
+
+
+PROMOTE_SIZES = ("2K", "4K")
+
+
+def generation_promote(*, team, member, generation_ids, size: str, fresh: bool = False) -> Batch:
+    """Render finished Flash drafts again on Pro, each with its draft as a reference."""
+    if size not in PROMOTE_SIZES:
+        raise SubmitRefused("Promote to Pro at 2K or 4K.", errors={"size": "Choose 2K or 4K."})
+    ids = []
+    for value in generation_ids:
+        try:
+            ids.append(int(value))
+        except (TypeError, ValueError):
+            raise SubmitRefused("Choose images from the grid to promote.")
+    ids = list(dict.fromkeys(ids))
+    if not ids:
+        raise SubmitRefused("Choose at least one image to promote.")
+    if len(ids) > settings.PRO_MAX_COUNT:
+        raise SubmitRefused(f"Promote at most {settings.PRO_MAX_COUNT} images at a time.")
+    drafts = {
+        g.pk: g
+        for g in Generation.objects.filter(team=team, pk__in=ids)
+        .select_related("asset", "batch")
+        .prefetch_related("batch__references")
+    }
+    if len(drafts) != len(ids):
+        raise SubmitRefused("Some of these images are not in this team.", code="not_found")
+    for draft in drafts.values():
+        if draft.tier != catalog.FLASH:
+            raise SubmitRefused("Only Flash drafts can be promoted; this one is already Pro.")
+        if draft.status != Status.SUCCEEDED or draft.asset_id is None:
+            raise SubmitRefused("Only finished drafts can be promoted; wait for it to render.")
+        if draft.aspect not in catalog.ASPECTS[catalog.PRO]:
+            raise SubmitRefused(f"Pro does not render {draft.aspect} images; choose another draft.")
+    ordered = [drafts[pk] for pk in ids]
+    first = ordered[0]
+    references = list({r.pk: r for d in ordered for r in d.batch.references.all()}.values())
+    jobs = [_Job(prompt=d.prompt, seed=d.seed, aspect=d.aspect, parent=d) for d in ordered]
+    with transaction.atomic():
+        _check_outstanding(team=team, member=member, tier=catalog.PRO, adding=len(jobs))
+        return _create_batch(
+            team=team,
+            member=member,
+            project=first.batch.project,
+            tier=catalog.PRO,
+            size=size,
+            aspect=first.aspect,
+            prompt=first.prompt,
+            base_seed=first.seed,
+            seed_locked=True,
+            jobs=jobs,
+            references=references[:13],
+            fresh=fresh,
+            is_promotion=True,
+        )
+
+
+def batch_cancel(*, batch: Batch) -> int:
+    """Cancel the queued images of a batch and release their credits.
+
+    Running images finish (and are charged); each queued one is canceled by a
+    conditional update, so a worker that claims it at the same moment wins
+    cleanly and the image is either rendered or released, never both.
+    """
+    canceled = 0
+    now = timezone.now()
+    for pk in Generation.objects.filter(batch=batch, status=Status.QUEUED).values_list(
+        "pk", flat=True
+    ):
+        with transaction.atomic():
+            moved = Generation.objects.filter(pk=pk, status=Status.QUEUED).update(
+                status=Status.CANCELED,
+                finished_at=now,
+                changed_at=now,
+                error="Canceled before it started. Nothing was charged.",
+            )
+            if moved and batch.hold_id:
+                hold_release(hold_id=batch.hold_id, images=1, key=f"gen:{pk}:release")
+            canceled += moved
+    if canceled:
+        Batch.objects.filter(pk=batch.pk, canceled_at=None).update(canceled_at=now)
+    return canceled
+
+
+def generation_star(*, generation: Generation, starred: bool) -> None:
+    Generation.objects.filter(pk=generation.pk).update(starred=starred)
+    generation.starred = starred
+
+
+def generations_archive(*, team, generation_ids) -> int:
+    ids = [int(i) for i in generation_ids if str(i).isdigit()]
+    return Generation.objects.filter(team=team, pk__in=ids).update(archived=True)
+
+
+def reference_upload(*, team, member, name: str, data: bytes) -> tuple[Reference, bool]:
+    """Validate, re-encode and keep an uploaded reference image (once per team)."""
+    name = (name or "").strip()[:120]
+    try:
+        upload = clean_upload(data)
+    except ValueError as error:
+        raise SubmitRefused(str(error), errors={"image": str(error)})
+    return reference_store(team=team, name=name or "Reference", upload=upload, created_by=member)
+
+
+def project_create(*, team, member, name: str) -> Project:
+    name = (name or "").strip()
+    if not name:
+        raise InvalidRequest({"name": "Give the project a name."})
+    return Project.objects.create(team=team, name=name[:120], created_by=member)

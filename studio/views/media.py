@@ -1,0 +1,77 @@
+"""Images, served only to members of the team that owns them.
+
+Files are content-addressed, so a URL never changes its bytes: browsers may
+keep them for a year (privately: they are a team's work, not public).
+"""
+
+import re
+
+from django.contrib.auth.decorators import login_required
+from django.core.files.storage import default_storage
+from django.http import FileResponse, Http404, HttpResponseNotModified
+from django.shortcuts import get_object_or_404
+from django.utils.text import slugify
+
+from generation.models import Generation, Reference
+
+from ..teams import team_for_member
+
+KINDS = {
+    "thumb": ("thumbnail", "image/webp"),
+    "preview": ("preview", "image/webp"),
+    "original": ("original", "image/png"),
+}
+CACHE = "private, max-age=31536000, immutable"
+
+
+def download_name(generation: Generation) -> str:
+    """A file name that says what the image is: prompt words, seed, tier and size."""
+    words = slugify(re.sub(r"\s+", " ", generation.prompt))[:60].strip("-") or "image"
+    return f"{words}_seed{generation.seed}_{generation.tier}-{generation.size}_{generation.pk}.png"
+
+
+def _serve(request, name: str, content_type: str, etag: str, *, attachment_name: str = ""):
+    if request.headers.get("If-None-Match") == etag:
+        response = HttpResponseNotModified()
+    else:
+        try:
+            handle = default_storage.open(name, "rb")
+        except FileNotFoundError:
+            raise Http404
+        response = FileResponse(
+            handle,
+            content_type=content_type,
+            as_attachment=bool(attachment_name),
+            filename=attachment_name or None,
+        )
+    response["ETag"] = etag
+    response["Cache-Control"] = CACHE
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+@login_required
+def generation_image(request, slug: str, pk: int, kind: str):
+    access = team_for_member(request, slug)
+    if kind not in KINDS:
+        raise Http404
+    generation = get_object_or_404(
+        Generation.objects.select_related("asset"), pk=pk, team=access.team, asset__isnull=False
+    )
+    field, content_type = KINDS[kind]
+    asset = generation.asset
+    attachment = download_name(generation) if request.GET.get("download") else ""
+    return _serve(
+        request,
+        getattr(asset, field).name,
+        content_type,
+        f'"{asset.sha256}-{kind}"',
+        attachment_name=attachment,
+    )
+
+
+@login_required
+def reference_image(request, slug: str, pk: int):
+    access = team_for_member(request, slug)
+    reference = get_object_or_404(Reference, pk=pk, team=access.team)
+    return _serve(request, reference.image.name, reference.mime_type, f'"{reference.sha256}"')
