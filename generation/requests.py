@@ -89,7 +89,6 @@ def parse_batch_request(data: Mapping, reference_ids=()) -> BatchRequest:
     if tier not in catalog.TIERS:
         errors["tier"] = "Choose Flash or Pro."
     size = str(data.get("size", "")).strip().upper()
-    size = "512" if size == "512" else size
     aspect = str(data.get("aspect", "")).strip()
     if tier in catalog.TIERS:
         label = catalog.TIER_LABELS[tier]
