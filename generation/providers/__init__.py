@@ -31,6 +31,7 @@ __all__ = [
     "RenderRequest",
     "RenderResult",
     "TransientError",
+    "configured_model_problems",
     "model_for",
     "provider_for",
 ]
@@ -59,3 +60,19 @@ def provider_for(tier: str) -> Provider:
 
 def model_for(tier: str) -> str:
     return _setting(tier, "MODEL")
+
+
+def configured_model_problems() -> list[str]:
+    """Start-up check: model ids of Gemini tiers that Gemini does not serve, in words.
+
+    Only runs when a key is set (without one there is nothing to ask, and the
+    renders themselves say the key is missing). Makes one listing request.
+    """
+    model_ids = [
+        model_for(tier) for tier in catalog.TIERS if _setting(tier, "PROVIDER") == "gemini"
+    ]
+    if not model_ids or not settings.GEMINI_API_KEY:
+        return []
+    from .gemini import check_models
+
+    return check_models(settings.GEMINI_API_BASE, settings.GEMINI_API_KEY, model_ids)

@@ -19,6 +19,7 @@ from generation.providers import (
     PermanentError,
     RenderRequest,
     TransientError,
+    configured_model_problems,
 )
 from generation.providers.gemini import GeminiProvider, check_models
 from tests.fakes.gemini_server import FakeGemini, png
@@ -294,3 +295,20 @@ def test_check_models_reports_a_refused_key(gemini):
     (problem,) = check_models(gemini.url, "wrong", [FLASH])
     assert problem.startswith("Could not list Gemini models")
     assert "API key not valid" in problem
+
+
+def test_configured_model_problems_checks_only_gemini_tiers(gemini, settings):
+    settings.GEMINI_API_KEY = gemini.api_key
+    settings.GEMINI_API_BASE = gemini.url
+    settings.FLASH_PROVIDER, settings.FLASH_MODEL = "offline", "anything-goes"
+    settings.PRO_PROVIDER, settings.PRO_MODEL = "gemini", "gemini-3-pro-image-preview"
+    assert configured_model_problems() == [
+        "The model id 'gemini-3-pro-image-preview' is not known to Gemini. "
+        "Check FLASH_MODEL / PRO_MODEL."
+    ]
+    settings.PRO_MODEL = PRO
+    assert configured_model_problems() == []
+    settings.GEMINI_API_KEY = ""
+    gemini.reset()
+    assert configured_model_problems() == []
+    assert gemini.requests == []
