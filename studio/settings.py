@@ -265,6 +265,8 @@ TOP_UP_CEILING = env_int("TOP_UP_CEILING", 10_000_000)
 STRIPE_SECRET_KEY = env_secret("STRIPE_SECRET_KEY")
 STRIPE_WEBHOOK_SECRET = env_secret("STRIPE_WEBHOOK_SECRET")
 STRIPE_API_BASE = os.environ.get("STRIPE_API_BASE", "")
+# New wallets warn owners and admins below this many credits (editable per team).
+LOW_BALANCE_THRESHOLD = env_int("LOW_BALANCE_THRESHOLD", 5_000)
 
 # Throttles (per minute).
 SIGNIN_ATTEMPTS_PER_MINUTE = env_int("SIGNIN_ATTEMPTS_PER_MINUTE", 5)

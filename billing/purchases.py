@@ -1,0 +1,236 @@
+"""Credit packs bought through Stripe Checkout: start, fulfil, refund, dispute.
+
+`purchase_fulfil` is the only way a payment becomes credits. The webhook and
+the success page both call it; the ledger key `purchase:<id>` makes the
+second call (and every replay) a no-op. Stripe calls happen outside any
+database transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import stripe
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from . import alerts
+from .models import CreditPack, LedgerEntry, Purchase, Wallet
+from .services import Refusal, credit_wallet, wallet_for
+
+log = logging.getLogger(__name__)
+
+
+class PurchaseError(Exception):
+    """A Stripe object we cannot turn into credits; the message says why."""
+
+
+def as_dict(stripe_object) -> dict:
+    """StripeObjects are not dicts; handlers read plain dicts either way."""
+    if hasattr(stripe_object, "to_dict"):
+        return stripe_object.to_dict()
+    return dict(stripe_object)
+
+
+def stripe_enabled() -> bool:
+    return bool(settings.STRIPE_SECRET_KEY)
+
+
+def stripe_client() -> stripe.StripeClient:
+    if not stripe_enabled():
+        raise Refusal("Card payments are not set up on this studio.", "invalid")
+    options = {}
+    if settings.STRIPE_API_BASE:
+        options["base_addresses"] = {"api": settings.STRIPE_API_BASE}
+    return stripe.StripeClient(settings.STRIPE_SECRET_KEY, max_network_retries=2, **options)
+
+
+def purchase_start(*, team, pack: CreditPack, buyer, success_url: str, cancel_url: str) -> str:
+    """Open a Checkout Session for one pack and return the address to send the buyer to."""
+    client = stripe_client()
+    purchase = Purchase.objects.create(
+        wallet=wallet_for(team),
+        pack=pack,
+        buyer=buyer,
+        credits=pack.credits,
+        amount=pack.price,
+        currency=pack.currency,
+    )
+    metadata = {"pack": str(pack.pk), "purchase": str(purchase.pk), "team": str(team.pk)}
+    session = client.v1.checkout.sessions.create(
+        params={
+            "mode": "payment",
+            "client_reference_id": str(team.pk),
+            "line_items": [
+                {
+                    "quantity": 1,
+                    "price_data": {
+                        "currency": pack.currency,
+                        "unit_amount": pack.price,
+                        "product_data": {"name": f"{pack.name}: {pack.credits:,} credits"},
+                    },
+                }
+            ],
+            "metadata": metadata,
+            "payment_intent_data": {"metadata": metadata},
+            "success_url": f"{success_url}?session_id={{CHECKOUT_SESSION_ID}}",
+            "cancel_url": cancel_url,
+        },
+        # A network retry of this request returns the same session, not a second one.
+        options={"idempotency_key": f"checkout-purchase-{purchase.pk}"},
+    )
+    Purchase.objects.filter(pk=purchase.pk).update(session_id=session.id)
+    return session.url
+
+
+def checkout_session_fetch(session_id: str) -> dict:
+    return as_dict(stripe_client().v1.checkout.sessions.retrieve(session_id))
+
+
+def _purchase_for(session: dict) -> Purchase:
+    metadata = session.get("metadata") or {}
+    purchase = Purchase.objects.filter(session_id=session.get("id")).first()
+    if purchase is None and str(metadata.get("purchase", "")).isdigit():
+        purchase = Purchase.objects.filter(pk=int(metadata["purchase"]), session_id=None).first()
+    if purchase is None:
+        raise PurchaseError(f"No purchase matches checkout session {session.get('id')}.")
+    pack_id = str(metadata.get("pack", ""))
+    if pack_id != str(purchase.pack_id) or not CreditPack.objects.filter(pk=purchase.pack_id):
+        raise PurchaseError(f"Unknown credit pack “{pack_id}” in checkout session.")
+    if str(session.get("client_reference_id")) != str(purchase.wallet.team_id):
+        raise PurchaseError("The checkout session belongs to a different team.")
+    if session.get("amount_total") is not None and session["amount_total"] != purchase.amount:
+        raise PurchaseError("The amount paid does not match the pack's price.")
+    return purchase
+
+
+def purchase_fulfil(session) -> bool:
+    """Credit the pack a paid Checkout Session bought. True only the first time."""
+    session = as_dict(session)
+    if session.get("payment_status") != "paid":
+        return False
+    purchase = _purchase_for(session)
+    with transaction.atomic():
+        Purchase.objects.filter(pk=purchase.pk).update(
+            status=Purchase.Status.PAID,
+            fulfilled=purchase.fulfilled or timezone.now(),
+            session_id=session["id"],
+            payment_intent=session.get("payment_intent") or purchase.payment_intent,
+        )
+        _entry, created = credit_wallet(
+            wallet=purchase.wallet,
+            amount=purchase.credits,
+            kind=LedgerEntry.Kind.PURCHASE,
+            idempotency_key=f"purchase:{purchase.pk}",
+            actor=purchase.buyer,
+            note=f"{purchase.pack.name} bought by card",
+            purchase=purchase,
+        )
+        # A refund that arrived before this payment was credited is applied now.
+        purchase_refund_apply(purchase_id=purchase.pk)
+    return created
+
+
+def purchase_payment_pending(session) -> None:
+    session = as_dict(session)
+    Purchase.objects.filter(session_id=session.get("id"), status=Purchase.Status.PENDING).update(
+        status=Purchase.Status.PROCESSING
+    )
+
+
+def purchase_payment_failed(session) -> None:
+    session = as_dict(session)
+    Purchase.objects.filter(
+        session_id=session.get("id"),
+        status__in=[Purchase.Status.PENDING, Purchase.Status.PROCESSING],
+    ).update(status=Purchase.Status.FAILED)
+
+
+def purchase_refunded(charge) -> bool:
+    """Record a charge's cumulative refund and claw back its not-yet-recovered credits."""
+    charge = as_dict(charge)
+    purchase = Purchase.objects.filter(payment_intent=charge.get("payment_intent") or "-").first()
+    if purchase is None:
+        log.info("Refund for a charge no purchase knows: %s", charge.get("id"))
+        return False
+    refunded = min(int(charge.get("amount_refunded") or 0), purchase.amount)
+    with transaction.atomic():
+        # Cumulative and only ever growing: an older event delivered late changes nothing.
+        Purchase.objects.filter(pk=purchase.pk, amount_refunded__lt=refunded).update(
+            amount_refunded=refunded
+        )
+        purchase_refund_apply(purchase_id=purchase.pk)
+    return True
+
+
+def purchase_refund_apply(*, purchase_id: int) -> None:
+    """Take back the credits of the refunded share not yet taken; freeze if they are spent."""
+    with transaction.atomic():
+        purchase = Purchase.objects.select_for_update().get(pk=purchase_id)
+        if purchase.status != Purchase.Status.PAID or not purchase.amount:
+            return
+        target = purchase.credits * purchase.amount_refunded // purchase.amount
+        due = target - purchase.credits_clawed_back
+        if due <= 0:
+            return
+        claimed = Purchase.objects.filter(
+            pk=purchase.pk, credits_clawed_back=purchase.credits_clawed_back
+        ).update(credits_clawed_back=target)
+        if not claimed:
+            return
+        wallet = (
+            Wallet.objects.select_for_update().select_related("team").get(pk=purchase.wallet_id)
+        )
+        take = min(due, wallet.available)
+        if take and not Wallet.objects.filter(pk=wallet.pk, available__gte=take).update(
+            available=F("available") - take
+        ):
+            raise PurchaseError("The wallet changed while a refund was applied; try again.")
+        shortfall = due - take
+        LedgerEntry.objects.create(
+            wallet=wallet,
+            kind=LedgerEntry.Kind.REFUND,
+            available_delta=-take,
+            purchase=purchase,
+            note=(
+                f"Card refund: {due:,} credits taken back"
+                + (f", {shortfall:,} could not be (already spent)" if shortfall else "")
+            ),
+            idempotency_key=f"refund:{purchase.pk}:{target}",
+        )
+        if shortfall:
+            wallet_freeze(
+                wallet=wallet,
+                reason=f"a card refund exceeded the balance by {shortfall:,} credits",
+            )
+
+
+def purchase_disputed(dispute) -> bool:
+    dispute = as_dict(dispute)
+    purchase = (
+        Purchase.objects.select_related("wallet__team")
+        .filter(payment_intent=dispute.get("payment_intent") or "-")
+        .first()
+    )
+    if purchase is None:
+        log.info("Dispute for a charge no purchase knows: %s", dispute.get("id"))
+        return False
+    wallet_freeze(wallet=purchase.wallet, reason="a card payment is disputed")
+    return True
+
+
+def wallet_freeze(*, wallet: Wallet, reason: str) -> None:
+    """Stop new holds until a site admin looks; tell the owners why."""
+    Wallet.objects.filter(pk=wallet.pk).update(frozen=True, frozen_reason=reason[:300])
+    team = wallet.team
+    alerts.team_tell(
+        team_id=team.pk,
+        subject=f"{team.name}: credits frozen",
+        body=(
+            f"New images for {team.name} are paused because {reason}.\n"
+            "Images already running finish normally. Reply to this email to sort it out.\n"
+        ),
+        roles=("owner",),
+    )
