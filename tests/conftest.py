@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
 import subprocess
@@ -42,6 +43,21 @@ def _fresh_cache():
 
     cache.clear()
     yield
+
+
+@pytest.fixture(autouse=True)
+def _seed_data_survives_flushes(request):
+    """Transactional tests end with a flush that also empties the rows data
+    migrations wrote (prices, credit packs); put them back for the next one."""
+    markers = [m.kwargs.get("transaction") for m in request.node.iter_markers("django_db")]
+    if not ({"transactional_db", "live_server"} & set(request.fixturenames) or any(markers)):
+        return
+    request.getfixturevalue("transactional_db")
+    from django.apps import apps as django_apps
+    from django.db import connection
+
+    seed = importlib.import_module("billing.migrations.0002_default_prices_and_packs").seed
+    seed(django_apps, connection.schema_editor())
 
 
 # --- personas -----------------------------------------------------------------
