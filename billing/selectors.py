@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from django.db.models import Count, Q, Sum
+from django.db.models import Q, Sum
 
 from .models import LedgerEntry, MemberCap, Price, UsageRecord, Wallet
 from .periods import period_start
@@ -121,11 +121,10 @@ def usage_report(team, *, period: str, member=None) -> UsageReport:
     grouped = (
         records.values("member__username", "tier", "size")
         .annotate(
-            images=Sum("images", filter=Q(cached=False)),
+            paid_images=Sum("images", filter=Q(cached=False)),
             cached_images=Sum("images", filter=Q(cached=True)),
-            credits=Sum("credits"),
-            saved=Sum("credits_saved"),
-            n=Count("id"),
+            credit_sum=Sum("credits"),
+            saved_sum=Sum("credits_saved"),
         )
         .order_by("member__username", "tier", "size")
     )
@@ -141,10 +140,10 @@ def usage_report(team, *, period: str, member=None) -> UsageReport:
             member=group["member__username"] or "(former member)",
             tier=group["tier"],
             size=group["size"],
-            images=group["images"] or 0,
+            images=group["paid_images"] or 0,
             cached_images=group["cached_images"] or 0,
-            credits=group["credits"] or 0,
-            saved=group["saved"] or 0,
+            credits=group["credit_sum"] or 0,
+            saved=group["saved_sum"] or 0,
         )
         report.rows.append(row)
         report.spent += row.credits
