@@ -23,9 +23,9 @@ print('\n'.join(p['dependencies'] + p['optional-dependencies']['s3']))" > /tmp/r
 
 COPY . .
 # Editable, so the settings find templates/ and static/ beside the code.
+# Static files are collected into the image (whitenoise serves them from
+# there); the key below exists only for this build step.
 RUN pip install --no-deps -e . \
-    # Static files are collected into the image (whitenoise serves them from
-    # there); the key below exists only for this build step.
     && DEBUG=0 SECRET_KEY=collectstatic-only-not-a-secret python manage.py collectstatic --noinput -v 0 \
     && mkdir -p /app/data/media \
     && chown -R studio:studio /app/data

@@ -3,7 +3,7 @@
 The compose file parses and has every service; the environment it hands the
 app is made only of names settings.py reads; `check --deploy` is clean with
 production settings; the image's build steps (dependency list, collectstatic)
-work; pages carry the security headers.
+work; pages carry the security headers; the README documents every variable.
 """
 
 from __future__ import annotations
@@ -11,10 +11,14 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import signal
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 import yaml
 
@@ -34,6 +38,12 @@ OPERATOR_ENV = {
 }
 
 
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def compose() -> dict:
     return yaml.safe_load(COMPOSE.read_text())
 
@@ -41,8 +51,8 @@ def compose() -> dict:
 def settings_env_names() -> set[str]:
     """Every environment variable name studio/settings.py reads."""
     source = SETTINGS.read_text()
-    names = set(re.findall(r"os\.environ(?:\.get\(|\[)\"([A-Z0-9_]+)\"", source))
-    for helper, name in re.findall(r"\benv_(bool|int|list|secret)\(\"([A-Z0-9_]+)\"", source):
+    names = set(re.findall(r"os\.environ(?:\.get\(\s*|\[)\"([A-Z0-9_]+)\"", source))
+    for helper, name in re.findall(r"\benv_(bool|int|list|secret)\(\s*\"([A-Z0-9_]+)\"", source):
         names.add(name)
         if helper == "secret":
             names.add(f"{name}_FILE")  # docker secrets: the value is read from that file
@@ -241,6 +251,57 @@ def test_collectstatic_with_production_storage_works(tmp_path):
     assert list(collected.glob("vendor/htmx/htmx.min.*.js.gz"))
 
 
+@pytest.mark.slow
+def test_gunicorn_serves_the_studio_with_production_settings(tmp_path, settings):
+    """The web container's command, run here: HTTPS redirect, secure cookies, static files."""
+    env = production_env(tmp_path, REDIS_URL=settings.REDIS_URL)
+    for step in (("collectstatic", "--noinput", "-v", "0"), ("migrate", "--noinput", "-v", "0")):
+        result = manage(*step, env=env, timeout=300)
+        assert result.returncode == 0, result.stdout + result.stderr
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "studio.wsgi", "--bind", f"127.0.0.1:{port}",
+         "--workers", "1", "--forwarded-allow-ips", "*"],
+        cwd=BASE_DIR, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        base = f"http://127.0.0.1:{port}"
+        host = {"Host": "studio.example.com"}
+        https = {**host, "X-Forwarded-Proto": "https"}
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                health = httpx.get(f"{base}/healthz", headers=host, timeout=5)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "gunicorn did not answer"
+                time.sleep(0.2)
+        # No worker runs here: the database and the broker answer, the lanes do not.
+        assert health.status_code == 503
+        assert health.json()["database"]["ok"] and health.json()["broker"]["ok"]
+
+        plain = httpx.get(f"{base}/signin/", headers=host)
+        assert plain.status_code == 301
+        assert plain.headers["location"] == "https://studio.example.com/signin/"
+
+        page = httpx.get(f"{base}/signin/", headers=https)
+        assert page.status_code == 200
+        assert page.headers["Strict-Transport-Security"].startswith("max-age=31536000")
+        assert "secure" in page.headers["set-cookie"].lower()
+        stylesheet = re.search(r'href="(/static/css/studio\.[0-9a-f]+\.css)"', page.text)
+        assert stylesheet, "the page does not link the hashed stylesheet"
+        css = httpx.get(f"{base}{stylesheet.group(1)}", headers=https)
+        assert css.status_code == 200
+        assert "immutable" in css.headers["cache-control"]
+
+        wrong_host = httpx.get(f"{base}/signin/", headers={"Host": "evil.example.net"})
+        assert wrong_host.status_code == 400
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+
+
 # --- security headers ----------------------------------------------------------------------
 
 
@@ -265,3 +326,15 @@ def test_pages_have_no_inline_scripts(client, client_for, owner, team):
         assert response.status_code == 200
         for tag in re.findall(r"<script\b[^>]*>", response.content.decode()):
             assert "src=" in tag, f"inline script on {path}: {tag}"
+
+
+# --- the README -----------------------------------------------------------------------------
+
+
+def test_readme_table_documents_every_variable_settings_reads():
+    readme = (BASE_DIR / "README.md").read_text()
+    documented = set(re.findall(r"^\| `([A-Z0-9_]+)` \|", readme, re.MULTILINE))
+    read = {name for name in settings_env_names() if not name.endswith("_FILE")}
+    assert read - documented == set(), "add these to the README's table"
+    launcher_only = {"PORT", "FLASH_CONCURRENCY", "PRO_CONCURRENCY"}
+    assert documented - read - launcher_only == set(), "the README documents unread names"
