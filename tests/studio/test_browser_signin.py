@@ -12,8 +12,8 @@ def test_owner_signs_in_and_sees_the_team_page(browser_page, owner, team):
     sign_in(page, owner.username)
 
     assert page.url == f"{page.base_url}/t/{team.slug}/"
-    assert page.locator("h1").inner_text() == "Northlight Studio"
     assert page.locator("header .team-name").inner_text() == "Northlight Studio"
+    assert page.title().endswith("· Northlight Studio")
     assert page.locator("header .who").inner_text() == owner.username
 
 
