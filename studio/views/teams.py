@@ -10,6 +10,7 @@ from ..forms import InviteForm, TeamForm
 from ..models import Membership
 from ..services import invite_create, team_create
 from ..teams import team_for_manager, team_for_member
+from .projects import project_list
 
 
 @login_required
@@ -36,8 +37,8 @@ def team_new(request):
 
 @login_required
 def team_home(request, slug):
-    access = team_for_member(request, slug)
-    return render(request, "studio/team.html", {"access": access})
+    # A team's home is its list of projects.
+    return project_list(request, slug)
 
 
 @login_required

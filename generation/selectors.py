@@ -1,0 +1,441 @@
+"""Reads the gallery pages need, each in a fixed number of queries.
+
+A project page, a poll, an image page and a history page each cost the same
+number of queries whether the team has ten images or seventy thousand: grids
+are fetched as one page of batches plus one query for all their images,
+history walks the (team, -created, -id) index with a cursor instead of an
+OFFSET, and the lane's pace is kept in the cache for a few seconds.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+
+from django.core.cache import cache
+from django.db.models import OuterRef, Q, Subquery
+from django.utils import timezone
+
+from .models import OUTSTANDING, Batch, Generation, Project, Reference, Status
+
+GRIDS_PER_PAGE = 8
+HISTORY_PER_PAGE = 60
+PACE_SAMPLE = 20
+PACE_CACHE_SECONDS = 10
+# Columns a tile never shows; skipping them keeps 2,500-tile pages light.
+TILE_DEFERRED = ("usage", "fingerprint", "lease_until", "not_before", "dispatched_at")
+
+
+# --- projects -----------------------------------------------------------------------
+
+
+def projects_for_team(team, *, archived: bool = False) -> list[Project]:
+    """The team's projects with their newest image as a cover, in one query."""
+    newest = Generation.objects.filter(
+        batch__project=OuterRef("pk"), status=Status.SUCCEEDED, archived=False
+    ).order_by("-created", "-id")
+    return list(
+        Project.objects.filter(team=team, archived=archived)
+        .annotate(
+            cover_id=Subquery(newest.values("pk")[:1]),
+            cover_aspect=Subquery(newest.values("aspect")[:1]),
+            cover_prompt=Subquery(newest.values("prompt")[:1]),
+            last_activity=Subquery(
+                Batch.objects.filter(project=OuterRef("pk"))
+                .order_by("-created")
+                .values("created")[:1]
+            ),
+        )
+        .order_by("-created", "-id")
+    )
+
+
+def references_for_team(team) -> list[Reference]:
+    return list(Reference.objects.filter(team=team).order_by("name", "id"))
+
+
+# --- grids --------------------------------------------------------------------------
+
+
+@dataclass
+class Progress:
+    total: int = 0
+    done: int = 0
+    cached: int = 0
+    failed: int = 0
+    blocked: int = 0
+    canceled: int = 0
+    queued: int = 0
+    running: int = 0
+    eta_seconds: int | None = None
+    next_place: int | None = None
+
+    @property
+    def finished(self) -> int:
+        return self.done + self.failed + self.blocked + self.canceled
+
+    @property
+    def is_finished(self) -> bool:
+        return self.finished >= self.total
+
+    @property
+    def percent(self) -> int:
+        return round(100 * self.finished / self.total) if self.total else 100
+
+    @property
+    def done_percent(self) -> int:
+        return round(100 * self.done / self.total) if self.total else 0
+
+    @property
+    def eta_text(self) -> str:
+        if self.is_finished or self.eta_seconds is None:
+            return ""
+        if self.eta_seconds < 60:
+            return f"about {max(1, self.eta_seconds)} s left"
+        return f"about {round(self.eta_seconds / 60)} min left"
+
+
+@dataclass
+class Grid:
+    batch: Batch
+    tiles: list[Generation] = field(default_factory=list)
+    progress: Progress = field(default_factory=Progress)
+    # Where the next poll starts (microseconds since the epoch).
+    since: int = 0
+
+
+def progress_of(generations) -> Progress:
+    progress = Progress(total=len(generations))
+    for generation in generations:
+        status = generation.status
+        if status == Status.SUCCEEDED:
+            progress.done += 1
+            progress.cached += generation.cached
+        elif status == Status.FAILED:
+            progress.failed += 1
+        elif status == Status.BLOCKED:
+            progress.blocked += 1
+        elif status == Status.CANCELED:
+            progress.canceled += 1
+        elif status == Status.QUEUED:
+            progress.queued += 1
+        else:
+            progress.running += 1
+    return progress
+
+
+def lane_pace(tier: str) -> float | None:
+    """Seconds between finished images in the lane lately (its throughput), or None.
+
+    Measured from the spacing of the last finishes, so it already reflects
+    how many workers the lane has. Cached briefly: every polling grid of the
+    lane asks, and the answer moves slowly.
+    """
+    key = f"gallery:lane-pace:{tier}"
+    pace = cache.get(key)
+    if pace is not None:
+        return pace or None
+    recent = list(
+        Generation.objects.filter(
+            tier=tier,
+            status__in=(Status.SUCCEEDED, Status.FAILED),
+            cached=False,
+            finished_at__gte=timezone.now() - timedelta(minutes=15),
+        )
+        .order_by("-finished_at")
+        .values_list("started_at", "finished_at")[:PACE_SAMPLE]
+    )
+    pace = 0.0
+    if len(recent) >= 3:
+        span = (recent[0][1] - recent[-1][1]).total_seconds()
+        pace = span / (len(recent) - 1)
+    if pace <= 0 and recent:
+        durations = [(f - s).total_seconds() for s, f in recent if s and f]
+        pace = sum(durations) / len(durations) if durations else 0.0
+    cache.set(key, pace, PACE_CACHE_SECONDS)
+    return pace or None
+
+
+def _place_in_lane(tiles: list[Generation]) -> None:
+    """Set `place` (1 = next to start) on each queued tile: one count per lane.
+
+    The lane serves members round-robin, so the count of older queued jobs is
+    the longest a tile may wait; it is what the tile promises.
+    """
+    queued_by_lane: dict[str, list[Generation]] = {}
+    for tile in tiles:
+        if tile.status == Status.QUEUED:
+            queued_by_lane.setdefault(tile.tier, []).append(tile)
+    for lane, queued in queued_by_lane.items():
+        queued.sort(key=lambda g: (g.created, g.pk))
+        first = queued[0]
+        ahead = (
+            Generation.objects.filter(tier=lane, status=Status.QUEUED)
+            .filter(Q(created__lt=first.created) | Q(created=first.created, pk__lt=first.pk))
+            .exclude(pk__in=[g.pk for g in queued])
+            .count()
+        )
+        for rank, tile in enumerate(queued):
+            tile.place = ahead + rank + 1
+
+
+def _estimate(grid: Grid) -> None:
+    progress = grid.progress
+    if progress.is_finished:
+        return
+    places = [t.place for t in grid.tiles if getattr(t, "place", None)]
+    progress.next_place = min(places) if places else None
+    pace = lane_pace(grid.batch.tier)
+    if pace:
+        waiting = max(places) if places else progress.running
+        progress.eta_seconds = round(pace * max(waiting, 1))
+
+
+def to_micros(moment: datetime) -> int:
+    return int(moment.timestamp() * 1_000_000)
+
+
+def from_micros(value) -> datetime | None:
+    try:
+        return datetime.fromtimestamp(int(value) / 1_000_000, tz=UTC)
+    except (TypeError, ValueError, OverflowError, OSError):
+        return None
+
+
+# A change is committed a moment after its changed_at is stamped, so a poll
+# could read just before a worker's commit lands with an older timestamp than
+# the newest it saw. The next poll therefore starts this far back: a tile may
+# be sent twice (the browser skips an unchanged one), never missed.
+POLL_OVERLAP = timedelta(seconds=1)
+
+
+def _next_since(read_at: datetime) -> int:
+    return to_micros(read_at - POLL_OVERLAP)
+
+
+def _grids(team, batches: list[Batch]) -> list[Grid]:
+    read_at = timezone.now()
+    by_batch: dict[int, list[Generation]] = {b.pk: [] for b in batches}
+    generations = (
+        Generation.objects.filter(batch_id__in=list(by_batch))
+        .defer(*TILE_DEFERRED)
+        .order_by("batch_id", "index")
+    )
+    for generation in generations:
+        by_batch[generation.batch_id].append(generation)
+    grids = []
+    all_tiles = []
+    for batch in batches:
+        generations = by_batch[batch.pk]
+        grid = Grid(
+            batch=batch,
+            tiles=[g for g in generations if not g.archived],
+            progress=progress_of(generations),
+            since=_next_since(read_at),
+        )
+        grids.append(grid)
+        all_tiles.extend(g for g in generations if g.status == Status.QUEUED)
+    _place_in_lane(all_tiles)
+    for grid in grids:
+        _estimate(grid)
+    return grids
+
+
+def _cursor_filter(queryset, cursor: tuple[datetime, int] | None):
+    if cursor is None:
+        return queryset
+    created, pk = cursor
+    return queryset.filter(Q(created__lt=created) | Q(created=created, pk__lt=pk))
+
+
+def encode_cursor(created: datetime, pk: int) -> str:
+    raw = f"{to_micros(created)}.{pk}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(value: str | None) -> tuple[datetime, int] | None:
+    if not value:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode()
+        micros, pk = raw.split(".")
+        created = from_micros(micros)
+        return (created, int(pk)) if created else None
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        return None
+
+
+def project_grids(*, team, project, cursor=None) -> tuple[list[Grid], str]:
+    """One page of the project's grids, newest first, and the cursor for older ones."""
+    batches = list(
+        _cursor_filter(
+            Batch.objects.filter(team=team, project=project).select_related("member"), cursor
+        ).order_by("-created", "-id")[: GRIDS_PER_PAGE + 1]
+    )
+    more = len(batches) > GRIDS_PER_PAGE
+    batches = batches[:GRIDS_PER_PAGE]
+    next_cursor = encode_cursor(batches[-1].created, batches[-1].pk) if more else ""
+    return _grids(team, batches), next_cursor
+
+
+def batch_grid(*, team, pk: int) -> Grid | None:
+    batch = Batch.objects.filter(team=team, pk=pk).select_related("member").first()
+    return _grids(team, [batch])[0] if batch else None
+
+
+@dataclass
+class Changes:
+    progress: Progress
+    changed: list[Generation]
+    since: int
+    tier: str
+    settled: int  # images that finished (captured or released) in this window
+    queued: list[Generation] = field(default_factory=list)
+
+
+def batch_changes(*, team, pk: int, since: datetime | None) -> Changes | None:
+    """What a polling grid must update: its progress and the tiles changed since `since`.
+
+    One query for the batch's images (50 at most), one count when some are
+    still queued; the lane's pace usually comes from the cache.
+    """
+    read_at = timezone.now()
+    generations = list(
+        Generation.objects.filter(batch_id=pk, team=team).defer(*TILE_DEFERRED).order_by("index")
+    )
+    if not generations:
+        return None
+    changed = [g for g in generations if since is None or g.changed_at > since]
+    progress = progress_of(generations)
+    _place_in_lane(generations)
+    batch = Batch(pk=pk, tier=generations[0].tier, team=team)
+    grid = Grid(batch=batch, tiles=generations, progress=progress)
+    _estimate(grid)
+    settled = sum(1 for g in changed if g.status not in OUTSTANDING and not g.archived)
+    return Changes(
+        progress=progress,
+        changed=[g for g in changed if not g.archived],
+        since=_next_since(read_at),
+        tier=generations[0].tier,
+        settled=settled,
+        queued=[g for g in generations if g.status == Status.QUEUED and not g.archived],
+    )
+
+
+# --- one image ----------------------------------------------------------------------
+
+
+@dataclass
+class Detail:
+    generation: Generation
+    previous_id: int | None
+    next_id: int | None
+    promotions: list[Generation]
+    references: list[Reference]
+
+
+def generation_detail(*, team, pk: int) -> Detail | None:
+    generation = (
+        Generation.objects.filter(team=team, pk=pk)
+        .select_related("batch", "batch__project", "member", "asset", "parent")
+        .first()
+    )
+    if generation is None:
+        return None
+    siblings = list(
+        Generation.objects.filter(batch_id=generation.batch_id, archived=False)
+        .order_by("index")
+        .values_list("pk", flat=True)
+    )
+    position = siblings.index(pk) if pk in siblings else -1
+    previous_id = siblings[position - 1] if position > 0 else None
+    next_id = siblings[position + 1] if 0 <= position < len(siblings) - 1 else None
+    promotions = list(generation.promotions.filter(team=team).order_by("-created", "-id"))
+    references = list(generation.batch.references.all())
+    return Detail(generation, previous_id, next_id, promotions, references)
+
+
+def compare_pair(*, team, pk: int) -> tuple[Generation, Generation] | None:
+    """(Flash draft, Pro render) for a Pro image or for a draft's newest finished promotion."""
+    generation = (
+        Generation.objects.filter(team=team, pk=pk).select_related("parent", "asset").first()
+    )
+    if generation is None:
+        return None
+    if generation.parent_id:
+        return generation.parent, generation
+    pro = (
+        generation.promotions.filter(team=team, status=Status.SUCCEEDED)
+        .order_by("-created", "-id")
+        .first()
+    )
+    return (generation, pro) if pro else None
+
+
+def generations_for_download(*, team, ids) -> list[Generation]:
+    return list(
+        Generation.objects.filter(team=team, pk__in=ids, status=Status.SUCCEEDED)
+        .exclude(asset=None)
+        .select_related("asset")
+        .order_by("batch_id", "index")
+    )
+
+
+def generations_selected(*, team, ids) -> list[Generation]:
+    return list(Generation.objects.filter(team=team, pk__in=ids).order_by("batch_id", "index"))
+
+
+# --- history ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HistoryFilters:
+    text: str = ""
+    starred: bool = False
+    tier: str = ""
+    size: str = ""
+    member_id: int | None = None
+    status: str = ""
+    since: date | None = None
+    until: date | None = None
+    archived: bool = False
+
+
+def history_page(*, team, filters: HistoryFilters, cursor=None) -> tuple[list[Generation], str]:
+    """A page of the team's images, newest first, and the cursor of the next page.
+
+    Walks the (team, -created, -id) index from the cursor: no OFFSET and no
+    COUNT, so page 1,000 costs what page 1 does.
+    """
+    images = Generation.objects.filter(team=team, archived=filters.archived)
+    if filters.text:
+        images = images.filter(prompt__icontains=filters.text)
+    if filters.starred:
+        images = images.filter(starred=True)
+    if filters.tier:
+        images = images.filter(tier=filters.tier)
+    if filters.size:
+        images = images.filter(size=filters.size)
+    if filters.member_id:
+        images = images.filter(member_id=filters.member_id)
+    if filters.status:
+        images = images.filter(status=filters.status)
+    tz = timezone.get_current_timezone()
+    if filters.since:
+        images = images.filter(
+            created__gte=datetime.combine(filters.since, datetime.min.time(), tz)
+        )
+    if filters.until:
+        end = datetime.combine(filters.until + timedelta(days=1), datetime.min.time(), tz)
+        images = images.filter(created__lt=end)
+    rows = list(
+        _cursor_filter(images, cursor)
+        .select_related("member")
+        .defer(*TILE_DEFERRED)
+        .order_by("-created", "-id")[: HISTORY_PER_PAGE + 1]
+    )
+    more = len(rows) > HISTORY_PER_PAGE
+    rows = rows[:HISTORY_PER_PAGE]
+    return rows, (encode_cursor(rows[-1].created, rows[-1].pk) if more else "")

@@ -1,0 +1,145 @@
+// Gallery behaviour: composer tier rules, selection with shift-click ranges,
+// the promote dialog, lightbox keys and the compare slider.
+// No inline scripts (the CSP forbids them): pages mark elements with data- attributes.
+(function () {
+  "use strict";
+
+  // --- htmx: show refusals (400 invalid, 402 credits, 429 busy) where they belong.
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    const status = event.detail.xhr.status;
+    if ([400, 402, 404, 422, 429].includes(status)) {
+      event.detail.shouldSwap = true;
+      event.detail.isError = false;
+    }
+  });
+
+  // A poll may resend a tile it already sent; skip the swap so its image and
+  // checkbox are left alone.
+  document.addEventListener("htmx:oobBeforeSwap", function (event) {
+    const incoming = event.detail.fragment && event.detail.fragment.firstElementChild;
+    const current = event.detail.target;
+    if (incoming && current && incoming.dataset && incoming.dataset.version &&
+        incoming.dataset.version === current.dataset.version) {
+      event.detail.shouldSwap = false;
+    }
+  });
+
+  // --- composer: Pro offers fewer sizes, ratios and images than Flash.
+  function applyTier(form) {
+    const tier = (form.querySelector("input[name=tier]:checked") || {}).value || "flash";
+    form.dataset.tier = tier;
+    form.querySelectorAll(".flash-only input").forEach(function (input) {
+      input.disabled = tier === "pro";
+    });
+    ["size", "aspect"].forEach(function (name) {
+      const checked = form.querySelector("input[name=" + name + "]:checked");
+      if (!checked || checked.disabled) {
+        const first = form.querySelector("input[name=" + name + "]:not(:disabled)");
+        const fallback = form.querySelector("input[name=" + name + "][value='" +
+          (name === "size" ? "1K" : "1:1") + "']");
+        (fallback && !fallback.disabled ? fallback : first).checked = true;
+      }
+    });
+    const count = form.querySelector("input[name=count]");
+    if (count) {
+      count.max = tier === "pro" ? form.dataset.proMax : form.dataset.flashMax;
+      if (Number(count.value) > Number(count.max)) count.value = count.max;
+    }
+    const seed = form.querySelector("input[name=seed]");
+    const locked = form.querySelector("input[name=seed_mode][value=locked]");
+    if (seed && locked) seed.disabled = !locked.checked;
+  }
+  function initComposers(root) {
+    (root || document).querySelectorAll("[data-composer]").forEach(applyTier);
+  }
+  document.addEventListener("change", function (event) {
+    const form = event.target.closest("[data-composer]");
+    if (form && (event.target.name === "tier" || event.target.name === "seed_mode")) applyTier(form);
+    if (event.target.matches("[data-pick]")) updateSelection();
+  });
+
+  // --- selection: checkboxes, shift-click for a range.
+  let lastPick = null;
+  document.addEventListener("click", function (event) {
+    const pick = event.target.closest("[data-pick]");
+    if (pick) {
+      if (event.shiftKey && lastPick && lastPick !== pick && document.contains(lastPick)) {
+        const all = Array.from(document.querySelectorAll("[data-pick]"));
+        const a = all.indexOf(lastPick), b = all.indexOf(pick);
+        all.slice(Math.min(a, b), Math.max(a, b) + 1).forEach(function (box) {
+          box.checked = pick.checked;
+        });
+      }
+      lastPick = pick;
+      updateSelection();
+      return;
+    }
+    if (event.target.closest("[data-selection-clear]")) {
+      document.querySelectorAll("[data-pick]").forEach(function (box) { box.checked = false; });
+      updateSelection();
+    }
+    if (event.target.closest("[data-select-starred]")) {
+      document.querySelectorAll(".tile").forEach(function (tile) {
+        const box = tile.querySelector("[data-pick]");
+        const star = tile.querySelector(".star.on");
+        if (box && star) box.checked = true;
+      });
+      updateSelection();
+    }
+    if (event.target.closest("[data-dialog-close]")) {
+      const dialog = document.getElementById("dialog");
+      if (dialog && dialog.open) dialog.close(); else history.back();
+    }
+  });
+  function updateSelection() {
+    const count = document.querySelectorAll("[data-pick]:checked").length;
+    document.querySelectorAll("[data-selection-count]").forEach(function (label) {
+      label.textContent = count ? count + " selected" : "Nothing selected";
+    });
+    document.querySelectorAll("[data-needs-selection]").forEach(function (button) {
+      button.disabled = count === 0;
+    });
+  }
+
+  // --- the dialog opens when content is swapped into it, and closes on request.
+  document.addEventListener("htmx:afterSwap", function (event) {
+    const dialog = document.getElementById("dialog");
+    if (dialog && event.detail.target && event.detail.target.id === "dialog-body" && !dialog.open) {
+      dialog.showModal();
+    }
+    initComposers(event.detail.target.parentNode || document);
+    updateSelection();
+  });
+  document.body.addEventListener("dialog-close", function () {
+    const dialog = document.getElementById("dialog");
+    if (dialog && dialog.open) dialog.close();
+  });
+
+  // --- lightbox keys: ← → move, S star, P promote, D download, Esc close.
+  const KEYS = { ArrowLeft: "ArrowLeft", ArrowRight: "ArrowRight", Escape: "Escape", s: "s", p: "p", d: "d", c: "c" };
+  document.addEventListener("keydown", function (event) {
+    const box = document.querySelector("[data-lightbox]");
+    if (!box || event.ctrlKey || event.metaKey || event.altKey) return;
+    if (event.target.closest("input, textarea, select, [contenteditable]")) return;
+    const dialog = document.getElementById("dialog");
+    if (dialog && dialog.open) return;
+    const key = KEYS[event.key] || KEYS[event.key.toLowerCase()];
+    if (!key) return;
+    const target = key === "s" ? box.querySelector("[data-star]") : box.querySelector("[data-key='" + key + "']");
+    if (!target) return;
+    event.preventDefault();
+    target.click();
+  });
+
+  // --- compare slider: the Pro render over the draft, cut at the slider.
+  document.addEventListener("input", function (event) {
+    if (!event.target.matches("[data-compare-range]")) return;
+    const slider = document.querySelector("[data-compare-slider]");
+    if (slider) slider.style.setProperty("--split", event.target.value + "%");
+  });
+
+  document.addEventListener("DOMContentLoaded", function () {
+    initComposers(document);
+    updateSelection();
+  });
+})();

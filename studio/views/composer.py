@@ -1,0 +1,216 @@
+"""The composer: what a person sets before a grid is made, its live price, and the submit.
+
+The price line and the errors come from the same parsing the submit uses
+(`parse_batch_request`), so what the line promises is what the hold takes.
+"""
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
+from django.http import Http404
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+
+from billing.selectors import member_limits, wallet_balance
+from billing.services import Refusal, quote
+from generation import catalog
+from generation.models import Generation, Project
+from generation.requests import InvalidRequest, parse_batch_request
+from generation.selectors import batch_grid, references_for_team
+from generation.services import SubmitRefused, batch_submit, reference_upload
+
+from .. import throttle
+from ..teams import team_for_member
+
+DEFAULTS = {"tier": catalog.FLASH, "size": "1K", "aspect": "1:1", "count": "12", "prompt": ""}
+STATUS_FOR = {"invalid": 400, "credits": 402, "busy": 429, "not_found": 404}
+BOX = 30  # px: the longer side of an aspect-ratio swatch
+
+
+def _aspect_boxes() -> list[dict]:
+    boxes = []
+    for aspect in catalog.ASPECTS[catalog.FLASH]:
+        width, height = (int(part) for part in aspect.split(":"))
+        scale = BOX / max(width, height)
+        boxes.append(
+            {
+                "value": aspect,
+                "width": max(3, round(width * scale)),
+                "height": max(3, round(height * scale)),
+                "flash_only": aspect not in catalog.ASPECTS[catalog.PRO],
+            }
+        )
+    return boxes
+
+
+ASPECT_BOXES = _aspect_boxes()
+SIZE_CHOICES = [
+    {"value": size, "flash_only": size not in catalog.SIZES[catalog.PRO]}
+    for size in catalog.SIZES[catalog.FLASH]
+]
+
+
+def settings_from(generation: Generation) -> dict:
+    """Composer values that reproduce an image: its prompt, tier, size, ratio and seed."""
+    return {
+        "prompt": generation.prompt,
+        "tier": generation.tier,
+        "size": generation.size,
+        "aspect": generation.aspect,
+        "count": "1",
+        "seed": str(generation.seed),
+        "seed_mode": "locked",
+        "references": [str(r.pk) for r in generation.batch.references.all()],
+    }
+
+
+def composer_context(*, team, project, values=None, errors=None) -> dict:
+    values = {**DEFAULTS, **(values or {})}
+    if "seed_mode" not in values:
+        values["seed_mode"] = "locked" if values.get("seed") else "random"
+    return {
+        "project": project,
+        "values": values,
+        "errors": errors or {},
+        "tiers": [(tier, catalog.TIER_LABELS[tier]) for tier in catalog.TIERS],
+        "sizes": SIZE_CHOICES,
+        "aspects": ASPECT_BOXES,
+        "references": references_for_team(team),
+        "chosen_references": set(values.get("references") or []),
+        "max_count": settings.FLASH_MAX_COUNT,
+        "pro_max_count": settings.PRO_MAX_COUNT,
+    }
+
+
+def _form_values(data) -> dict:
+    values = {name: data.get(name, "") for name in ("prompt", "tier", "size", "aspect", "count")}
+    values["seed_mode"] = data.get("seed_mode", "random")
+    values["seed"] = data.get("seed", "") if values["seed_mode"] == "locked" else ""
+    values["per_line"] = data.get("per_line", "")
+    values["fresh"] = data.get("fresh", "")
+    values["references"] = data.getlist("references")
+    return values
+
+
+@login_required
+@require_GET
+def reuse(request, slug, pk):
+    """ "Use these settings": the composer of the image's project, filled from the image."""
+    access = team_for_member(request, slug)
+    generation = get_object_or_404(
+        Generation.objects.select_related("batch__project"), team=access.team, pk=pk
+    )
+    project = generation.batch.project
+    if project is None or project.archived:
+        return redirect("team", slug=slug)
+    if not request.htmx:
+        return redirect(f"{reverse('project', args=[slug, project.pk])}?from={pk}#composer")
+    values = settings_from(generation)
+    context = composer_context(team=access.team, project=project, values=values)
+    return render(request, "studio/gallery/_composer.html", context)
+
+
+@login_required
+@require_GET
+def price_line(request, slug):
+    """'50 × Flash 1K = 3,350 credits · 12,000 available · your Pro limit: 4,600 left'."""
+    access = team_for_member(request, slug)
+    context = {"available": wallet_balance(access.team)[0], "problem": ""}
+    try:
+        batch_request = parse_batch_request(_form_values(request.GET))
+    except InvalidRequest as invalid:
+        context["problem"] = next(iter(invalid.errors.values()))
+        return render(request, "studio/gallery/_price.html", context)
+    try:
+        price = quote(tier=batch_request.tier, size=batch_request.size, count=batch_request.total)
+    except Refusal as refusal:
+        context["problem"] = refusal.message
+        return render(request, "studio/gallery/_price.html", context)
+    context.update(
+        count=batch_request.total,
+        tier_label=catalog.TIER_LABELS[batch_request.tier],
+        size=batch_request.size,
+        price=price,
+        short=price > context["available"],
+        limits=member_limits(access.team, request.user),
+    )
+    return render(request, "studio/gallery/_price.html", context)
+
+
+def _refused(request, *, access, project, errors: dict, status: int):
+    context = composer_context(
+        team=access.team, project=project, values=_form_values(request.POST), errors=errors
+    )
+    if request.htmx:
+        response = render(request, "studio/gallery/_composer.html", context, status=status)
+        response["HX-Retarget"] = "#composer"
+        response["HX-Reswap"] = "outerHTML"
+        return response
+    from .projects import project_page_context
+
+    context.update(project_page_context(request, access=access, project=project))
+    return render(request, "studio/gallery/project.html", context, status=status)
+
+
+@login_required
+@require_POST
+def submit(request, slug, pk):
+    access = team_for_member(request, slug)
+    project = get_object_or_404(Project, team=access.team, pk=pk, archived=False)
+    try:
+        throttle.hit("submit", str(request.user.pk), limit=settings.SUBMITS_PER_MINUTE)
+        batch_request = parse_batch_request(
+            _form_values(request.POST), request.POST.getlist("references")
+        )
+        batch = batch_submit(
+            team=access.team, member=request.user, request=batch_request, project=project
+        )
+    except throttle.Throttled as throttled:
+        return _refused(request, access=access, project=project,
+                        errors={"form": throttled.message}, status=429)  # fmt: skip
+    except InvalidRequest as invalid:
+        return _refused(request, access=access, project=project, errors=invalid.errors, status=400)
+    except SubmitRefused as refused:
+        errors = {**refused.errors, "form": refused.message}
+        return _refused(request, access=access, project=project, errors=errors,
+                        status=STATUS_FOR.get(refused.code, 400))  # fmt: skip
+    if not request.htmx:
+        return redirect(f"{reverse('project', args=[slug, pk])}#grid-{batch.pk}")
+    grid = batch_grid(team=access.team, pk=batch.pk)
+    response = render(request, "studio/gallery/_grid.html", {"grid": grid, "fresh": True})
+    response["HX-Trigger"] = "credits-changed"
+    return response
+
+
+@login_required
+@require_POST
+def reference_new(request, slug):
+    """Upload a reference on the spot; it joins the team library and is ticked."""
+    access = team_for_member(request, slug)
+    upload = request.FILES.get("image")
+    chosen = request.POST.getlist("references")
+    error = ""
+    if upload is None:
+        error = "Choose an image file to upload."
+    elif upload.size > 20 * 1024 * 1024:
+        error = "That file is larger than 20 MB; upload a smaller image."
+    else:
+        try:
+            reference, _ = reference_upload(
+                team=access.team, member=request.user,
+                name=request.POST.get("reference_name") or upload.name, data=upload.read(),
+            )  # fmt: skip
+            chosen.append(str(reference.pk))
+        except SubmitRefused as refused:
+            error = refused.message
+    if not request.htmx:
+        project = request.POST.get("project", "")
+        if not project.isdigit():
+            raise Http404
+        return redirect("project", slug=slug, pk=int(project))
+    context = {
+        "references": references_for_team(access.team),
+        "chosen_references": set(chosen),
+        "errors": {"references": error} if error else {},
+    }
+    return render(request, "studio/gallery/_references.html", context, status=400 if error else 200)

@@ -1,0 +1,182 @@
+"""What happens on a draft grid: the poll that fills tiles in, star, promote, archive, cancel."""
+
+from urllib.parse import urlparse
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from billing.selectors import wallet_balance
+from billing.services import Refusal, quote
+from generation import catalog
+from generation.models import Batch, Generation, Status
+from generation.selectors import batch_changes, batch_grid, from_micros, generations_selected
+from generation.services import (
+    PROMOTE_SIZES,
+    SubmitRefused,
+    batch_cancel,
+    generation_promote,
+    generation_star,
+    generations_archive,
+)
+
+from ..teams import team_for_member
+from .composer import STATUS_FOR
+
+# htmx stops polling when a response has this status.
+STOP_POLLING = 286
+
+
+@login_required
+@require_GET
+def batch_poll(request, slug, pk):
+    """The tiles of a grid that changed since the last poll, and its progress.
+
+    Answers 286 once every image is finished, so htmx stops asking; a page of
+    finished grids renders no poller at all and makes no requests.
+    """
+    access = team_for_member(request, slug)
+    changes = batch_changes(team=access.team, pk=pk, since=from_micros(request.GET.get("since")))
+    if changes is None:
+        raise Http404
+    # Queued tiles show their place in the lane; resend them when it moved.
+    if str(changes.progress.next_place or "") != request.GET.get("place", ""):
+        sent = {g.pk for g in changes.changed}
+        changes.changed += [g for g in changes.queued if g.pk not in sent]
+    response = render(
+        request, "studio/gallery/_poll.html", {"changes": changes, "batch_id": pk},
+        status=STOP_POLLING if changes.progress.is_finished else 200,
+    )  # fmt: skip
+    if changes.settled:
+        # Captures and releases moved the team's credits: the header follows.
+        response["HX-Trigger"] = "credits-changed"
+    return response
+
+
+@login_required
+@require_POST
+def batch_cancel_view(request, slug, pk):
+    access = team_for_member(request, slug)
+    batch = get_object_or_404(Batch, team=access.team, pk=pk)
+    canceled = batch_cancel(batch=batch)
+    if request.htmx:
+        grid = batch_grid(team=access.team, pk=batch.pk)
+        response = render(request, "studio/gallery/_grid.html", {"grid": grid})
+        response["HX-Trigger"] = "credits-changed"
+        return response
+    messages.success(request, f"{canceled} queued images canceled; their credits are released.")
+    return _back(request, slug)
+
+
+@login_required
+@require_POST
+def image_star(request, slug, pk):
+    access = team_for_member(request, slug)
+    generation = get_object_or_404(Generation, team=access.team, pk=pk)
+    generation_star(generation=generation, starred=request.POST.get("starred") == "1")
+    if request.htmx:
+        return render(request, "studio/gallery/_star.html", {"generation": generation})
+    return _back(request, slug)
+
+
+def _selected_ids(data) -> list[int]:
+    return [int(value) for value in data.getlist("ids") if str(value).isdigit()]
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def promote_confirm(request, slug):
+    """The price of promoting the chosen drafts at 2K and at 4K, before anything is held."""
+    access = team_for_member(request, slug)
+    data = request.POST if request.method == "POST" else request.GET
+    drafts = generations_selected(team=access.team, ids=_selected_ids(data))
+    return _promote_page(request, access=access, drafts=drafts, next_url=data.get("next", ""))
+
+
+def _promote_page(request, *, access, drafts, next_url, error="", status=200):
+    ready = [g for g in drafts if g.tier == catalog.FLASH and g.status == Status.SUCCEEDED]
+    if drafts and not ready and not error:
+        error = "Only finished Flash drafts can be promoted to Pro."
+    elif len(ready) < len(drafts) and not error:
+        error = f"{len(drafts) - len(ready)} of the chosen images are not finished Flash drafts."
+    options = []
+    for size in PROMOTE_SIZES:
+        try:
+            price = quote(tier=catalog.PRO, size=size, count=len(ready)) if ready else 0
+        except Refusal:
+            price = None
+        options.append({"size": size, "price": price})
+    context = {
+        "drafts": ready,
+        "options": options,
+        "available": wallet_balance(access.team)[0],
+        "error": error,
+        "next": next_url if _safe(request, next_url) else "",
+    }
+    template = "studio/gallery/_promote.html" if request.htmx else "studio/gallery/promote.html"
+    return render(request, template, context, status=status)
+
+
+@login_required
+@require_POST
+def promote(request, slug):
+    access = team_for_member(request, slug)
+    ids = _selected_ids(request.POST)
+    try:
+        batch = generation_promote(
+            team=access.team, member=request.user, generation_ids=ids,
+            size=request.POST.get("size", ""), fresh=request.POST.get("fresh") == "1",
+        )  # fmt: skip
+    except SubmitRefused as refused:
+        drafts = generations_selected(team=access.team, ids=ids)
+        return _promote_page(
+            request, access=access, drafts=drafts, next_url=request.POST.get("next", ""),
+            error=refused.message, status=STATUS_FOR.get(refused.code, 400),
+        )  # fmt: skip
+    target = (
+        f"{reverse('project', args=[slug, batch.project_id])}#grid-{batch.pk}"
+        if batch.project_id
+        else reverse("history", args=[slug])
+    )
+    if not request.htmx:
+        return redirect(target)
+    current = urlparse(request.htmx.current_url or "").path
+    if batch.project_id and current == reverse("project", args=[slug, batch.project_id]):
+        # Already on the project page: the new Pro grid slides in on top.
+        grid = batch_grid(team=access.team, pk=batch.pk)
+        response = render(request, "studio/gallery/_grid.html", {"grid": grid, "fresh": True})
+        response["HX-Retarget"] = "#grids"
+        response["HX-Reswap"] = "afterbegin"
+        response["HX-Trigger"] = '{"credits-changed": true, "dialog-close": true}'
+        return response
+    response = render(request, "studio/gallery/_promote_done.html", {"target": target})
+    response["HX-Redirect"] = target
+    return response
+
+
+@login_required
+@require_POST
+def images_archive(request, slug):
+    access = team_for_member(request, slug)
+    ids = _selected_ids(request.POST)
+    archived = generations_archive(team=access.team, generation_ids=ids)
+    if request.htmx:
+        # Each archived tile leaves the page; nothing else moves.
+        return render(request, "studio/gallery/_archived.html", {"ids": ids, "count": archived})
+    messages.success(request, f"{archived} images archived.")
+    return _back(request, slug)
+
+
+def _safe(request, url: str) -> bool:
+    return bool(url) and url_has_allowed_host_and_scheme(
+        url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    )
+
+
+def _back(request, slug):
+    next_url = request.POST.get("next", "")
+    return redirect(next_url if _safe(request, next_url) else reverse("team", args=[slug]))

@@ -1,0 +1,65 @@
+"""History and search across the team's images, a cursor page at a time."""
+
+from datetime import date
+
+from django.contrib.auth.decorators import login_required
+from django.shortcuts import render
+from django.views.decorators.http import require_GET
+
+from generation import catalog
+from generation.models import Status
+from generation.selectors import HistoryFilters, decode_cursor, history_page
+
+from ..teams import team_for_member
+
+
+def _date(value: str) -> date | None:
+    try:
+        return date.fromisoformat(value) if value else None
+    except ValueError:
+        return None
+
+
+def parse_filters(data) -> HistoryFilters:
+    tier = data.get("tier", "")
+    size = data.get("size", "")
+    status = data.get("status", "")
+    member = data.get("member", "")
+    return HistoryFilters(
+        text=data.get("q", "").strip()[:200],
+        starred=data.get("starred") == "1",
+        tier=tier if tier in catalog.TIERS else "",
+        size=size if size in catalog.SCALE else "",
+        member_id=int(member) if member.isdigit() else None,
+        status=status if status in Status.values else "",
+        since=_date(data.get("from", "")),
+        until=_date(data.get("to", "")),
+        archived=data.get("archived") == "1",
+    )
+
+
+@login_required
+@require_GET
+def history(request, slug):
+    access = team_for_member(request, slug)
+    filters = parse_filters(request.GET)
+    images, next_cursor = history_page(
+        team=access.team, filters=filters, cursor=decode_cursor(request.GET.get("cursor"))
+    )
+    query = request.GET.copy()
+    query.pop("cursor", None)
+    context = {
+        "access": access,
+        "images": images,
+        "next_cursor": next_cursor,
+        "query": query.urlencode(),
+        "filters": filters,
+        "values": request.GET,
+        "members": access.team.memberships.select_related("user").order_by("user__username"),
+        "tiers": [(t, catalog.TIER_LABELS[t]) for t in catalog.TIERS],
+        "sizes": list(catalog.SCALE),
+        "statuses": Status.choices,
+    }
+    if request.htmx and request.GET.get("cursor"):
+        return render(request, "studio/gallery/_history_page.html", context)
+    return render(request, "studio/gallery/history.html", context)

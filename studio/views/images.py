@@ -1,0 +1,53 @@
+"""One image: the lightbox page with every parameter and its lineage, and the compare view."""
+
+from django.contrib.auth.decorators import login_required
+from django.http import Http404
+from django.shortcuts import render
+from django.views.decorators.http import require_GET
+
+from generation import catalog
+from generation.selectors import compare_pair, generation_detail
+
+from ..teams import team_for_member
+
+PROVIDER_LABELS = {"offline": "Offline renderer", "gemini": "Google Gemini"}
+
+
+@login_required
+@require_GET
+def image_page(request, slug, pk):
+    access = team_for_member(request, slug)
+    detail = generation_detail(team=access.team, pk=pk)
+    if detail is None:
+        raise Http404
+    generation = detail.generation
+    context = {
+        "access": access,
+        "detail": detail,
+        "generation": generation,
+        "pixels": catalog.pixel_size(generation.size, generation.aspect),
+        "provider_label": PROVIDER_LABELS.get(generation.provider, generation.provider),
+        "render_seconds": (
+            (generation.finished_at - generation.started_at).total_seconds()
+            if generation.finished_at and generation.started_at
+            else None
+        ),
+    }
+    return render(request, "studio/gallery/image.html", context)
+
+
+@login_required
+@require_GET
+def compare(request, slug, pk):
+    """A Pro render beside its Flash draft: side by side, or one over the other with a slider."""
+    access = team_for_member(request, slug)
+    pair = compare_pair(team=access.team, pk=pk)
+    if pair is None:
+        raise Http404
+    draft, pro = pair
+    mode = "slider" if request.GET.get("mode") == "slider" else "side"
+    return render(
+        request,
+        "studio/gallery/compare.html",
+        {"access": access, "draft": draft, "pro": pro, "mode": mode},
+    )

@@ -1,0 +1,112 @@
+"""Projects (boards): the team's list, and one project's page with its composer and grids."""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from generation.models import Generation, Project
+from generation.requests import InvalidRequest
+from generation.selectors import decode_cursor, project_grids, projects_for_team
+from generation.services import project_create
+
+from ..teams import team_for_member
+from .composer import composer_context, settings_from
+
+
+@login_required
+def project_list(request, slug):
+    access = team_for_member(request, slug)
+    archived = request.GET.get("archived") == "1"
+    context = {
+        "access": access,
+        "projects": projects_for_team(access.team, archived=archived),
+        "showing_archived": archived,
+    }
+    return render(request, "studio/gallery/projects.html", context)
+
+
+@login_required
+@require_POST
+def project_new(request, slug):
+    access = team_for_member(request, slug)
+    try:
+        project = project_create(
+            team=access.team, member=request.user, name=request.POST.get("name", "")
+        )
+    except InvalidRequest as invalid:
+        context = {
+            "access": access,
+            "projects": projects_for_team(access.team),
+            "errors": invalid.errors,
+        }
+        return render(request, "studio/gallery/projects.html", context, status=400)
+    return redirect("project", slug=slug, pk=project.pk)
+
+
+@login_required
+@require_POST
+def project_rename(request, slug, pk):
+    access = team_for_member(request, slug)
+    project = get_object_or_404(Project, team=access.team, pk=pk)
+    name = request.POST.get("name", "").strip()[:120]
+    if name:
+        Project.objects.filter(pk=project.pk).update(name=name)
+        project.name = name
+    else:
+        messages.error(request, "A project needs a name.")
+    if request.htmx:
+        return render(request, "studio/gallery/_project_title.html", {"project": project})
+    return redirect("project", slug=slug, pk=pk)
+
+
+@login_required
+@require_POST
+def project_archive(request, slug, pk):
+    """Archive a project (or bring it back): it leaves the list, its images stay."""
+    access = team_for_member(request, slug)
+    project = get_object_or_404(Project, team=access.team, pk=pk)
+    archived = request.POST.get("archived", "1") == "1"
+    Project.objects.filter(pk=project.pk).update(archived=archived)
+    verb = "archived" if archived else "restored"
+    messages.success(request, f"“{project.name}” {verb}.")
+    return redirect("team", slug=slug) if archived else redirect("project", slug=slug, pk=pk)
+
+
+def project_page_context(request, *, access, project) -> dict:
+    grids, next_cursor = project_grids(team=access.team, project=project)
+    return {"access": access, "project": project, "grids": grids, "next_cursor": next_cursor}
+
+
+@login_required
+@require_GET
+def project_page(request, slug, pk):
+    access = team_for_member(request, slug)
+    project = get_object_or_404(Project, team=access.team, pk=pk)
+    values = {}
+    source = request.GET.get("from", "")
+    if source.isdigit():
+        generation = (
+            Generation.objects.filter(team=access.team, pk=int(source))
+            .select_related("batch")
+            .first()
+        )
+        values = settings_from(generation) if generation else {}
+    context = composer_context(team=access.team, project=project, values=values)
+    context.update(project_page_context(request, access=access, project=project))
+    return render(request, "studio/gallery/project.html", context)
+
+
+@login_required
+@require_GET
+def project_older(request, slug, pk):
+    """The next page of older grids (the "show older grids" button)."""
+    access = team_for_member(request, slug)
+    project = get_object_or_404(Project, team=access.team, pk=pk)
+    cursor = decode_cursor(request.GET.get("cursor"))
+    grids, next_cursor = project_grids(team=access.team, project=project, cursor=cursor)
+    context = {"access": access, "project": project, "grids": grids, "next_cursor": next_cursor}
+    if request.htmx:
+        return render(request, "studio/gallery/_grids_page.html", context)
+    context.update(composer_context(team=access.team, project=project))
+    return render(request, "studio/gallery/project.html", context)
