@@ -141,7 +141,7 @@ def _bulk_grids(*, team, member, project, grids: int, per_grid: int, shared_asse
                     model="bench",
                     credits_held=40,
                     credits_charged=40,
-                    asset=assets[b * per_grid + i],
+                    asset=assets[b if shared_assets else b * per_grid + i],
                     created=batch.created,
                     started_at=batch.created,
                     finished_at=finished,
