@@ -44,6 +44,12 @@ def open_safely(data: bytes, *, max_pixels: int = UPLOAD_MAX_PIXELS) -> Image.Im
         image = Image.open(io.BytesIO(data))
     except (Image.UnidentifiedImageError, OSError):
         raise UnusableImage("This file is not an image we can read (use PNG, JPEG or WebP).")
+    except Image.DecompressionBombError:
+        # Pillow refuses headers past twice its own pixel limit already in open().
+        raise UnusableImage(
+            f"The image claims far more pixels than we accept; "
+            f"the limit is {max_pixels / 1e6:.0f} megapixels."
+        )
     if image.format not in UPLOAD_FORMATS:
         raise UnusableImage(
             f"{image.format or 'This'} files are not accepted; use PNG, JPEG or WebP."
