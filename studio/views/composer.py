@@ -166,8 +166,10 @@ def submit(request, slug, pk):
             team=access.team, member=request.user, request=batch_request, project=project
         )
     except throttle.Throttled as throttled:
-        return _refused(request, access=access, project=project,
-                        errors={"form": throttled.message}, status=429)  # fmt: skip
+        response = _refused(request, access=access, project=project,
+                            errors={"form": throttled.message}, status=429)  # fmt: skip
+        response["Retry-After"] = str(throttled.retry_after)
+        return response
     except InvalidRequest as invalid:
         return _refused(request, access=access, project=project, errors=invalid.errors, status=400)
     except SubmitRefused as refused:

@@ -2,6 +2,7 @@
 
 from urllib.parse import urlparse
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404
@@ -24,6 +25,7 @@ from generation.services import (
     generations_archive,
 )
 
+from .. import throttle
 from ..teams import team_for_member
 from .composer import STATUS_FOR
 
@@ -127,10 +129,20 @@ def promote(request, slug):
     access = team_for_member(request, slug)
     ids = _selected_ids(request.POST)
     try:
+        # Promotions count against the same per-member submit limit as grids.
+        throttle.hit("submit", str(request.user.pk), limit=settings.SUBMITS_PER_MINUTE)
         batch = generation_promote(
             team=access.team, member=request.user, generation_ids=ids,
             size=request.POST.get("size", ""), fresh=request.POST.get("fresh") == "1",
         )  # fmt: skip
+    except throttle.Throttled as throttled:
+        drafts = generations_selected(team=access.team, ids=ids)
+        response = _promote_page(
+            request, access=access, drafts=drafts, next_url=request.POST.get("next", ""),
+            error=throttled.message, status=429,
+        )  # fmt: skip
+        response["Retry-After"] = str(throttled.retry_after)
+        return response
     except SubmitRefused as refused:
         drafts = generations_selected(team=access.team, ids=ids)
         return _promote_page(
