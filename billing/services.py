@@ -181,7 +181,9 @@ def _settle(*, hold_id: int, images: int, key: str, kind: str) -> bool:
         return False
     try:
         with transaction.atomic():
-            hold = Hold.objects.select_related("wallet").get(pk=hold_id)
+            hold = Hold.objects.select_related("wallet").filter(pk=hold_id).first()
+            if hold is None:
+                raise Refusal(f"There is no hold {hold_id}.", "invalid")
             amount = images * hold.unit_price
             # The entry goes first: it claims the key, so a concurrent repeat
             # waits on the unique index and then fails without moving anything.

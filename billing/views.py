@@ -57,6 +57,7 @@ def _billing_context(request, access, **forms):
         "filter_query": query.urlencode(),
         "page": page,
         "caps": selectors.member_caps(team),
+        "usage": selectors.usage_report(team, period="month"),
         "limits": [(user, selectors.member_limits(team, user)) for user in members],
         "cap_form": forms.get("cap_form") or CapForm(members=members),
         "settings_form": forms.get("settings_form")

@@ -275,3 +275,26 @@ def test_ledger_is_read_only_in_the_admin(team, client_for):
     assert delete.status_code == 403
     assert client.get(reverse("admin:billing_ledgerentry_add")).status_code == 403
     assert LedgerEntry.objects.count() == 1
+
+
+def test_unfreezing_in_the_admin_never_writes_back_a_stale_balance(team, client_for):
+    fund(team, 1_000)
+    Wallet.objects.filter(team=team).update(frozen=True, frozen_reason="a card payment is disputed")
+    wallet = Wallet.objects.get(team=team)
+    root = make_user("root", is_staff=True, is_superuser=True)
+    url = reverse("admin:billing_wallet_change", args=[wallet.pk])
+    assert client_for(root).get(url).status_code == 200
+    fund(team, 500, key="meanwhile")  # the balance moves while the form is open
+    response = client_for(root).post(
+        url, {"frozen_reason": "", "low_balance_threshold": "100", "monthly_budget": ""}
+    )
+    assert response.status_code == 302
+    wallet.refresh_from_db()
+    assert (wallet.frozen, wallet.available, wallet.low_balance_threshold) == (False, 1_500, 100)
+
+
+def test_billing_page_shows_this_months_usage(owner, team, client_for):
+    fund(team, 10_000)
+    spend(team, owner, tier="flash", size="1K", count=2, key="u")
+    page = client_for(owner).get(reverse("billing", args=[team.slug])).content.decode()
+    assert "Usage this month" in page and "134" in page
