@@ -47,7 +47,7 @@ def b9_ingest(ctx, runs: int = 4) -> list[Row]:
         ),
         Row(
             "B9m",
-            "4K ingest peak RSS (getrusage, fresh process incl. interpreter and Django)",
+            "4K ingest peak RSS (VmHWM of a fresh process incl. interpreter and Django)",
             f"{ours['peak_mb']:.0f} MB",
             f"{pillow['peak_mb']:.0f} MB Pillow alone",
             ratio_text(ours["peak_mb"] / pillow["peak_mb"]),

@@ -59,6 +59,8 @@ class Pages:
         from django.db import connection
         from django.test.utils import CaptureQueriesContext
 
+        # The log is a bounded deque: once full (bulk loads), its length stops moving.
+        connection.queries_log.clear()
         with CaptureQueriesContext(connection) as captured:
             self.get(url, **headers)
         return len(captured.captured_queries)
