@@ -434,3 +434,19 @@ def test_history_filters_and_walks_pages_with_a_cursor(
         )
     finally:
         selectors.HISTORY_PER_PAGE = 60
+
+
+def test_cancel_releases_queued_images_and_returns_the_grid(
+    owner, teammate, team, project, client_for
+):
+    batch = submit(team, owner, project, count=4)
+    held = wallet_balance(team)[1]
+    assert held == 4 * 67
+    response = client_for(teammate).post(
+        reverse("batch-cancel", args=[team.slug, batch.pk]), **HTMX
+    )
+    body = response.content.decode()
+    assert response["HX-Trigger"] == "credits-changed"
+    assert "4 canceled" in body and "Cancel queued" not in body
+    assert wallet_balance(team) == (200_000, 0)
+    assert set(batch.generations.values_list("status", flat=True)) == {Status.CANCELED}
