@@ -66,11 +66,14 @@ class PrivateRedis:
 
 def point_celery_at(url: str) -> None:
     """Make this process's Celery app publish to `url` from now on."""
+    from kombu import pools
+
     from studio.celery import app
 
-    if app._pool is not None:
-        app._pool.force_close_all()
     app.conf.broker_url = url
+    # kombu keeps its pools in a global registry keyed by connection: empty it,
+    # or the next publish to the old URL would reuse a pool closed here.
+    pools.reset()
     app._pool = None
     app.amqp._producer_pool = None
 
