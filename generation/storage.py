@@ -25,7 +25,9 @@ def asset_store(*, team_id: int, renditions: Renditions) -> Asset:
     prefix = f"teams/{team_id}/assets/{sha[:2]}/{sha}"
     original = _save(f"{prefix}.png", renditions.original)
     thumbnail = _save(f"{prefix}-thumb.webp", renditions.thumbnail)
-    preview = _save(f"{prefix}-preview.webp", renditions.preview)
+    preview = (
+        _save(f"{prefix}-preview.webp", renditions.preview) if renditions.preview else original
+    )
     try:
         with transaction.atomic():
             asset, _ = Asset.objects.get_or_create(

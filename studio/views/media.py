@@ -4,6 +4,7 @@ Files are content-addressed, so a URL never changes its bytes: browsers may
 keep them for a year (privately: they are a team's work, not public).
 """
 
+import os
 import re
 
 from django.contrib.auth.decorators import login_required
@@ -16,11 +17,9 @@ from generation.models import Generation, Reference
 
 from ..teams import team_for_member
 
-KINDS = {
-    "thumb": ("thumbnail", "image/webp"),
-    "preview": ("preview", "image/webp"),
-    "original": ("original", "image/png"),
-}
+KINDS = {"thumb": "thumbnail", "preview": "preview", "original": "original"}
+# Small images are their own preview, so the type follows the stored file.
+CONTENT_TYPES = {".webp": "image/webp", ".png": "image/png", ".jpg": "image/jpeg"}
 CACHE = "private, max-age=31536000, immutable"
 
 
@@ -58,12 +57,13 @@ def generation_image(request, slug: str, pk: int, kind: str):
     generation = get_object_or_404(
         Generation.objects.select_related("asset"), pk=pk, team=access.team, asset__isnull=False
     )
-    field, content_type = KINDS[kind]
     asset = generation.asset
+    name = getattr(asset, KINDS[kind]).name
+    content_type = CONTENT_TYPES.get(os.path.splitext(name)[1], "application/octet-stream")
     attachment = download_name(generation) if request.GET.get("download") else ""
     return _serve(
         request,
-        getattr(asset, field).name,
+        name,
         content_type,
         f'"{asset.sha256}-{kind}"',
         attachment_name=attachment,
