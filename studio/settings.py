@@ -250,6 +250,20 @@ GEMINI_API_KEY = env_secret("GEMINI_API_KEY")
 GEMINI_API_BASE = os.environ.get(
     "GEMINI_API_BASE", "https://generativelanguage.googleapis.com"
 ).rstrip("/")
+OPENAI_API_KEY = env_secret("OPENAI_API_KEY")
+OPENAI_API_BASE = os.environ.get("OPENAI_API_BASE", "https://api.openai.com").rstrip("/")
+# gpt-image quality per tier: low | medium | high | auto. Drafts are cheap, heroes are not.
+OPENAI_FLASH_QUALITY = os.environ.get("OPENAI_FLASH_QUALITY", "low")
+OPENAI_PRO_QUALITY = os.environ.get("OPENAI_PRO_QUALITY", "high")
+# A studio's own ComfyUI server and the API-format workflow each tier runs.
+COMFYUI_URL = os.environ.get("COMFYUI_URL", "http://127.0.0.1:8188").rstrip("/")
+COMFYUI_FLASH_WORKFLOW = os.environ.get(
+    "COMFYUI_FLASH_WORKFLOW", str(BASE_DIR / "generation/providers/comfyui_workflows/draft.json")
+)
+COMFYUI_PRO_WORKFLOW = os.environ.get(
+    "COMFYUI_PRO_WORKFLOW", str(BASE_DIR / "generation/providers/comfyui_workflows/quality.json")
+)
+COMFYUI_POLL_SECONDS = float(os.environ.get("COMFYUI_POLL_SECONDS", "1"))
 # Extra seconds the offline renderer waits per image, to behave like the real models.
 OFFLINE_FLASH_LATENCY = float(os.environ.get("OFFLINE_FLASH_LATENCY", "0"))
 OFFLINE_PRO_LATENCY = float(os.environ.get("OFFLINE_PRO_LATENCY", "0"))

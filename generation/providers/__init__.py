@@ -1,9 +1,10 @@
 """Image providers: which one renders each tier, and the names lanes need.
 
 Settings map a tier to a provider (`FLASH_PROVIDER` / `PRO_PROVIDER`:
-"offline" or "gemini") and a model id (`FLASH_MODEL` / `PRO_MODEL`). The
-offline renderer keeps the configured model id too, so cache fingerprints do
-not change meaning when a studio switches providers on and off.
+"offline", "gemini", "openai" or "comfyui"; see docs/BACKENDS.md) and a
+model id (`FLASH_MODEL` / `PRO_MODEL`). The offline renderer keeps the
+configured model id too, so cache fingerprints do not change meaning when a
+studio switches providers on and off.
 """
 
 from __future__ import annotations
@@ -53,8 +54,30 @@ def provider_for(tier: str) -> Provider:
         from .gemini import GeminiProvider
 
         return GeminiProvider(api_key=settings.GEMINI_API_KEY, api_base=settings.GEMINI_API_BASE)
+    if name == "openai":
+        from .openai import OpenAIProvider
+
+        return OpenAIProvider(
+            api_key=settings.OPENAI_API_KEY,
+            api_base=settings.OPENAI_API_BASE,
+            qualities={
+                "flash": settings.OPENAI_FLASH_QUALITY,
+                "pro": settings.OPENAI_PRO_QUALITY,
+            },
+        )
+    if name == "comfyui":
+        from .comfyui import ComfyUIProvider
+
+        return ComfyUIProvider(
+            url=settings.COMFYUI_URL,
+            workflows={
+                "flash": settings.COMFYUI_FLASH_WORKFLOW,
+                "pro": settings.COMFYUI_PRO_WORKFLOW,
+            },
+            poll_seconds=settings.COMFYUI_POLL_SECONDS,
+        )
     raise ImproperlyConfigured(
-        f"{tier.upper()}_PROVIDER is {name!r}; expected 'offline' or 'gemini'."
+        f"{tier.upper()}_PROVIDER is {name!r}; expected 'offline', 'gemini', 'openai' or 'comfyui'."
     )
 
 

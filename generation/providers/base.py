@@ -8,7 +8,8 @@ carries a `message` a designer can read in the gallery and a `detail` for logs.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Protocol
 
 
@@ -21,6 +22,10 @@ class RenderRequest:
     aspect: str  # "16:9" ...
     model: str
     references: tuple[bytes, ...] = ()  # encoded images (PNG/JPEG/WebP bytes), at most 14
+    # Asked between polls by providers that follow a long job (ComfyUI): True
+    # means the person canceled, so the provider stops the job and raises
+    # CanceledError. Not part of what the request is, so not compared.
+    cancel_check: Callable[[], bool] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -64,6 +69,10 @@ class BlockedError(ProviderError):
     def __init__(self, message: str, detail: str = "", reason: str = ""):
         super().__init__(message, detail)
         self.reason = reason
+
+
+class CanceledError(ProviderError):
+    """The request's cancel_check said stop; the provider stopped the job on its side."""
 
 
 class Provider(Protocol):

@@ -1,0 +1,299 @@
+"""OpenAI image models (gpt-image-1 and its successors) over the Images API.
+
+One request per image: `POST /v1/images/generations` (JSON) for a prompt
+alone, `POST /v1/images/edits` (multipart, one `image[]` part per reference)
+when the request carries references, such as a draft being promoted. The
+gpt-image models always answer with base64 (`data[0].b64_json`); they take
+no seed, so a render is not reproducible from its seed the way a Gemini one
+is (the seed still goes into the cache fingerprint and the stored metadata).
+
+Errors follow the API's `{"error": {"message", "type", "param", "code"}}`
+body (OpenAI API reference, "Error codes"): 429 and 5xx are retried with
+Retry-After honoured, except 429 `insufficient_quota`, which no retry can
+cure; 400/401/403/404 give up in words; a refusal by OpenAI's moderation
+(HTTP 400 with code `moderation_blocked`, or `content_policy_violation` from
+the older models and some gateways) is reported as blocked.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import email.utils
+import io
+import json
+import time
+
+import httpx
+from PIL import Image
+
+from .base import (
+    BlockedError,
+    PermanentError,
+    RenderRequest,
+    RenderResult,
+    TransientError,
+)
+
+# The gpt-image models take three output sizes (plus "auto", which leaves the
+# shape to the model). Our sizes and ratios map to the nearest shape by
+# aspect ratio; 512/1K/2K/4K all give the same pixels, because no larger
+# output exists. The stored asset records the real pixel size.
+SQUARE = "1024x1024"
+LANDSCAPE = "1536x1024"
+PORTRAIT = "1024x1536"
+SIZE_FOR_ASPECT = {
+    "1:1": SQUARE,
+    "2:3": PORTRAIT,
+    "3:4": PORTRAIT,
+    "4:5": PORTRAIT,  # 0.80 is nearer 2:3 than 1:1 on a log scale
+    "9:16": PORTRAIT,
+    "1:4": PORTRAIT,
+    "1:8": PORTRAIT,
+    "3:2": LANDSCAPE,
+    "4:3": LANDSCAPE,
+    "5:4": LANDSCAPE,
+    "16:9": LANDSCAPE,
+    "21:9": LANDSCAPE,
+    "4:1": LANDSCAPE,
+    "8:1": LANDSCAPE,
+}
+QUALITIES = ("low", "medium", "high", "auto")
+DEFAULT_QUALITIES = {"flash": "low", "pro": "high"}
+# The edits endpoint takes up to 16 input images for the gpt-image models.
+MAX_REFERENCES = 16
+
+# A high-quality render takes up to a couple of minutes.
+DEFAULT_TIMEOUT = httpx.Timeout(360.0, connect=10.0)
+
+BLOCKED_CODES = frozenset({"moderation_blocked", "content_policy_violation"})
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+TRANSIENT_MESSAGES = {
+    429: "OpenAI's rate limit was reached; the image will be retried.",
+    500: "OpenAI had an internal error; the image will be retried.",
+    502: "OpenAI could not be reached through its gateway; the image will be retried.",
+    503: "OpenAI is overloaded right now; the image will be retried.",
+    504: "OpenAI took too long to answer; the image will be retried.",
+}
+REFERENCE_TYPES = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
+
+
+class OpenAIProvider:
+    name = "openai"
+    label = "OpenAI"
+
+    def __init__(
+        self,
+        *,
+        api_key: str,
+        api_base: str = "https://api.openai.com",
+        qualities: dict[str, str] | None = None,
+        timeout: float | httpx.Timeout | None = None,
+    ):
+        self.api_key = api_key
+        self.api_base = api_base.rstrip("/")
+        self.qualities = {**DEFAULT_QUALITIES, **(qualities or {})}
+        if timeout is None:
+            timeout = DEFAULT_TIMEOUT
+        elif not isinstance(timeout, httpx.Timeout):
+            timeout = httpx.Timeout(timeout, connect=min(timeout, 10.0))
+        self.timeout = timeout
+
+    def render(self, request: RenderRequest) -> RenderResult:
+        if not self.api_key:
+            raise PermanentError(
+                "OpenAI is not set up: no API key is configured. Set OPENAI_API_KEY.",
+                detail="OPENAI_API_KEY is empty",
+            )
+        if len(request.references) > MAX_REFERENCES:
+            raise PermanentError(
+                f"OpenAI takes at most {MAX_REFERENCES} reference images; "
+                f"this request has {len(request.references)}.",
+            )
+        fields = request_fields(request, quality=self.qualities[request.tier])
+        headers = {"Authorization": f"Bearer {self.api_key}"}
+        try:
+            with httpx.Client(timeout=self.timeout) as client:
+                if request.references:
+                    response = client.post(
+                        f"{self.api_base}/v1/images/edits",
+                        data={key: str(value) for key, value in fields.items()},
+                        files=reference_parts(request.references),
+                        headers=headers,
+                    )
+                else:
+                    response = client.post(
+                        f"{self.api_base}/v1/images/generations", json=fields, headers=headers
+                    )
+        except httpx.TimeoutException as error:
+            raise TransientError(
+                "OpenAI did not answer in time; the image will be retried.",
+                detail=f"{type(error).__name__}: {error}",
+            )
+        except httpx.TransportError as error:
+            raise TransientError(
+                "OpenAI could not be reached; the image will be retried.",
+                detail=f"{type(error).__name__}: {error}",
+            )
+        if response.status_code != 200:
+            raise http_error(response, model=request.model)
+        return parse_answer(response.content, model=request.model)
+
+
+def request_fields(request: RenderRequest, *, quality: str) -> dict:
+    return {
+        "model": request.model,
+        "prompt": request.prompt,
+        "size": SIZE_FOR_ASPECT[request.aspect],
+        "quality": quality,
+        "n": 1,
+        "output_format": "png",
+    }
+
+
+def reference_parts(references: tuple[bytes, ...]) -> list[tuple[str, tuple[str, bytes, str]]]:
+    """One `image[]` file part per reference, typed by its content."""
+    parts = []
+    for number, data in enumerate(references, start=1):
+        mime_type = _sniff_mime_type(data)
+        if mime_type is None:
+            raise PermanentError(
+                "A reference image is not a PNG, JPEG or WebP file.",
+                detail=f"reference {number} starts with {data[:12]!r}",
+            )
+        filename = f"reference-{number}.{REFERENCE_TYPES[mime_type]}"
+        parts.append(("image[]", (filename, data, mime_type)))
+    return parts
+
+
+def _sniff_mime_type(data: bytes) -> str | None:
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if data.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    return None
+
+
+def http_error(
+    response: httpx.Response, *, model: str
+) -> TransientError | PermanentError | BlockedError:
+    """Turn a non-200 answer into the error the lane should act on."""
+    status = response.status_code
+    error = _error_body(response)
+    code = str(error.get("code") or "")
+    kind = str(error.get("type") or "")
+    text = str(error.get("message") or "") or response.text[:500]
+    detail = f"HTTP {status} {code or kind}: {text}".strip()
+    if code in BLOCKED_CODES:
+        return _blocked(code, error, detail)
+    if status == 429 and "insufficient_quota" in (code, kind):
+        return PermanentError(
+            "OpenAI says the account is out of credit or over its spending limit "
+            "(insufficient_quota). Add credit in the OpenAI billing settings.",
+            detail=detail,
+        )
+    if status in RETRY_STATUSES:
+        return TransientError(
+            TRANSIENT_MESSAGES[status], detail=detail, retry_after=_retry_after(response)
+        )
+    if status == 404 or code == "model_not_found":
+        return PermanentError(
+            f"The model id '{model}' is not known to OpenAI. Check FLASH_MODEL / PRO_MODEL.",
+            detail=detail,
+        )
+    if status == 401:
+        return PermanentError(
+            "OpenAI refused the API key. Check that OPENAI_API_KEY is valid.", detail=detail
+        )
+    if status == 403:
+        return PermanentError(
+            f"OpenAI does not let this API key use '{model}'. Image models may need a "
+            f"verified organization or a project with access to them. OpenAI said: {text}",
+            detail=detail,
+        )
+    if status == 400:
+        return PermanentError(f"OpenAI rejected the request: {text}", detail=detail)
+    if status >= 500:
+        return TransientError(
+            "OpenAI had a server error; the image will be retried.",
+            detail=detail,
+            retry_after=_retry_after(response),
+        )
+    return PermanentError(f"OpenAI answered with an error (HTTP {status}).", detail=detail)
+
+
+def _error_body(response: httpx.Response) -> dict:
+    try:
+        error = response.json().get("error", {})
+    except (ValueError, AttributeError):
+        return {}
+    return error if isinstance(error, dict) else {}
+
+
+def _blocked(code: str, error: dict, detail: str) -> BlockedError:
+    details = error.get("moderation_details") or {}
+    categories = details.get("categories") if isinstance(details, dict) else None
+    message = f"OpenAI declined this prompt for safety reasons ({code}). Try rewording it."
+    if categories and isinstance(categories, list):
+        message += f" Flagged: {', '.join(str(category) for category in categories)}."
+    return BlockedError(message, detail=detail, reason=code)
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    """Seconds to wait from Retry-After (seconds or an HTTP date), if given."""
+    header = response.headers.get("retry-after", "").strip()
+    if not header:
+        return None
+    try:
+        return max(0.0, float(header))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(header)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def parse_answer(content: bytes, *, model: str) -> RenderResult:
+    """The image in a 200 answer, or why there is none."""
+    try:
+        answer = json.loads(content)
+        if not isinstance(answer, dict):
+            raise ValueError("the answer is not a JSON object")
+    except ValueError as error:
+        raise PermanentError(
+            "OpenAI sent an answer that could not be read.",
+            detail=f"malformed JSON: {error}; body starts {content[:200]!r}",
+        )
+    data = answer.get("data")
+    first = data[0] if isinstance(data, list) and data else None
+    if not isinstance(first, dict) or not first.get("b64_json"):
+        raise PermanentError(
+            "OpenAI answered without an image.", detail=f"no data[0].b64_json: {content[:300]!r}"
+        )
+    try:
+        image = base64.b64decode(first["b64_json"], validate=True)
+    except (binascii.Error, ValueError, TypeError) as error:
+        raise PermanentError(
+            "OpenAI sent an image that could not be read.", detail=f"bad base64: {error}"
+        )
+    try:
+        with Image.open(io.BytesIO(image)) as opened:
+            image_format = opened.format
+            opened.verify()
+    except Exception as error:  # Pillow raises many kinds for broken files
+        raise PermanentError(
+            "OpenAI sent an image that could not be read.",
+            detail=f"{type(error).__name__}: {error}; {len(image)} bytes starting {image[:16]!r}",
+        )
+    usage = answer.get("usage") if isinstance(answer.get("usage"), dict) else {}
+    return RenderResult(
+        image=image,
+        mime_type=Image.MIME.get(image_format or "", "application/octet-stream"),
+        model=model,
+        usage=usage,
+        text=str(first.get("revised_prompt") or ""),
+    )

@@ -1,0 +1,313 @@
+"""A fake OpenAI Images API on 127.0.0.1: generations (JSON) and edits (multipart).
+
+A real HTTP server in a thread, so the provider's whole HTTP path runs and a
+Celery worker in another process can use it through OPENAI_API_BASE.
+
+What each request gets is chosen without shared memory, as in the Gemini
+fake: a prompt containing `[fault:NAME]` always gets scenario NAME, and
+`[fault:NAME*N]` gets it for the first N requests of that prompt, then
+succeeds; a model id not in `models` gets 404 model_not_found; everything
+else gets "ok".
+
+Scenarios: ok, 429 (with Retry-After), insufficient_quota (429), 500, 503,
+slow (answers after `slow_seconds`), 400, 401, 403, moderation_blocked,
+content_policy_violation, malformed (broken JSON), no_data, not_image.
+
+Edits requests are recorded part by part (`RecordedRequest.parts`), so tests
+can assert what was uploaded.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from email.parser import BytesParser
+from email.policy import HTTP
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
+
+from tests.fakes.gemini_server import png
+
+DEFAULT_MODELS = ("gpt-image-1", "gpt-image-1-mini", "gpt-image-1.5")
+SIZES = ("1024x1024", "1536x1024", "1024x1536", "auto")
+QUALITIES = ("low", "medium", "high", "auto")
+FAULT = re.compile(r"\[fault:([a-z_0-9]+)(?:\*(\d+))?\]")
+
+ERRORS = {
+    "429": (429, "rate_limit_exceeded", "requests", "Rate limit reached for gpt-image-1."),
+    "insufficient_quota": (
+        429,
+        "insufficient_quota",
+        "insufficient_quota",
+        "You exceeded your current quota, please check your plan and billing details.",
+    ),
+    "500": (500, None, "server_error", "The server had an error processing your request."),
+    "503": (503, None, "server_error", "The engine is currently overloaded."),
+    "400": (400, "invalid_value", "invalid_request_error", "Invalid value for 'size'."),
+    "401": (401, "invalid_api_key", "invalid_request_error", "Incorrect API key provided."),
+    "403": (
+        403,
+        None,
+        "invalid_request_error",
+        "Your organization must be verified to use the model `gpt-image-1`.",
+    ),
+    "content_policy_violation": (
+        400,
+        "content_policy_violation",
+        "invalid_request_error",
+        "Your request was rejected as a result of our safety system.",
+    ),
+}
+SCENARIOS = frozenset(ERRORS) | {
+    "ok",
+    "slow",
+    "moderation_blocked",
+    "malformed",
+    "no_data",
+    "not_image",
+}
+
+
+@dataclass
+class Part:
+    name: str
+    filename: str | None
+    content_type: str
+    data: bytes
+
+
+@dataclass
+class RecordedRequest:
+    path: str
+    headers: dict[str, str]  # lower-case names
+    fields: dict  # the JSON body, or the multipart text fields
+    parts: list[Part] = field(default_factory=list)  # multipart file parts
+    scenario: str = ""
+
+
+@dataclass
+class FakeOpenAI:
+    api_key: str | None = "sk-test"  # None accepts any key
+    models: tuple[str, ...] = DEFAULT_MODELS
+    retry_after: str | None = "2"
+    slow_seconds: float = 3.0
+    requests: list[RecordedRequest] = field(default_factory=list)
+
+    def __post_init__(self):
+        self._lock = threading.Lock()
+        self._counts: dict[tuple, int] = {}
+        self._server: ThreadingHTTPServer | None = None
+
+    def start(self, port: int = 0) -> FakeOpenAI:
+        handler = type("Handler", (_Handler,), {"fake": self})
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), handler)
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> FakeOpenAI:
+        return self.start()
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def reset(self) -> None:
+        with self._lock:
+            self.requests.clear()
+            self._counts.clear()
+
+    def scenario_for(self, fields: dict) -> str:
+        prompt = str(fields.get("prompt", ""))
+        match = FAULT.search(prompt)
+        if match:
+            name, times = match.group(1), match.group(2)
+            if times is None:
+                return name
+            with self._lock:
+                self._counts[(name, prompt)] = self._counts.get((name, prompt), 0) + 1
+                return name if self._counts[(name, prompt)] <= int(times) else "ok"
+        if fields.get("model") not in self.models:
+            return "404"
+        return "ok"
+
+    def record(self, request: RecordedRequest) -> None:
+        with self._lock:
+            self.requests.append(request)
+
+
+def parse_multipart(content_type: str, body: bytes) -> tuple[dict, list[Part]]:
+    """Text fields and file parts of a multipart/form-data body."""
+    message = BytesParser(policy=HTTP).parsebytes(
+        f"Content-Type: {content_type}\r\n\r\n".encode() + body
+    )
+    fields: dict = {}
+    parts: list[Part] = []
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        filename = part.get_filename()
+        data = part.get_payload(decode=True) or b""
+        if filename is None:
+            fields[name] = data.decode()
+        else:
+            parts.append(Part(name, filename, part.get_content_type(), data))
+    return fields, parts
+
+
+class _Handler(BaseHTTPRequestHandler):
+    fake: FakeOpenAI
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format, *args):  # keep test output quiet
+        pass
+
+    def _send(self, status: int, payload: bytes, headers: dict | None = None) -> None:
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(payload)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up (a timeout test)
+
+    def _error(self, status: int, code, kind: str, message: str, headers=None, **extra) -> None:
+        error = {"message": message, "type": kind, "param": None, "code": code, **extra}
+        self._send(status, json.dumps({"error": error}).encode(), headers)
+
+    def do_POST(self):
+        path = urlsplit(self.path).path
+        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        content_type = self.headers.get("Content-Type", "")
+        parts: list[Part] = []
+        try:
+            if content_type.startswith("multipart/form-data"):
+                fields, parts = parse_multipart(content_type, raw)
+            else:
+                fields = json.loads(raw)
+        except ValueError:
+            self._error(400, None, "invalid_request_error", "We could not parse the body.")
+            return
+        scenario = self.fake.scenario_for(fields)
+        self.fake.record(
+            RecordedRequest(
+                path=path,
+                headers={name.lower(): value for name, value in self.headers.items()},
+                fields=fields,
+                parts=parts,
+                scenario=scenario,
+            )
+        )
+        if path not in ("/v1/images/generations", "/v1/images/edits"):
+            self._error(404, None, "invalid_request_error", f"Invalid URL (POST {path})")
+            return
+        expected = self.fake.api_key
+        if expected is not None and self.headers.get("Authorization") != f"Bearer {expected}":
+            self._error(401, "invalid_api_key", "invalid_request_error", "Incorrect API key.")
+            return
+        problem = _invalid(path, fields, parts)
+        if problem:
+            self._error(400, "invalid_value", "invalid_request_error", problem)
+            return
+        self._answer(scenario, fields)
+
+    def _answer(self, scenario: str, fields: dict) -> None:
+        if scenario not in SCENARIOS and scenario != "404":
+            self._error(400, None, "invalid_request_error", f"No scenario {scenario!r}.")
+        elif scenario in ERRORS:
+            status, code, kind, message = ERRORS[scenario]
+            headers = {}
+            if status == 429 and self.fake.retry_after is not None:
+                headers["Retry-After"] = self.fake.retry_after
+            self._error(status, code, kind, message, headers=headers)
+        elif scenario == "404":
+            self._error(
+                404,
+                "model_not_found",
+                "invalid_request_error",
+                f"The model `{fields.get('model')}` does not exist or you do not have access.",
+            )
+        elif scenario == "moderation_blocked":
+            self._error(
+                400,
+                "moderation_blocked",
+                "image_generation_user_error",
+                "Your request was rejected by the safety system. safety_violations=[violence].",
+                moderation_details={"moderation_stage": "input", "categories": ["violence"]},
+            )
+        elif scenario == "malformed":
+            self._send(200, b'{"created": 1, "data": [{"b64_json": ')
+        elif scenario == "no_data":
+            self._send(200, json.dumps({"created": 1, "data": []}).encode())
+        elif scenario == "not_image":
+            junk = base64.b64encode(b"this is not an image at all").decode()
+            self._send(200, json.dumps({"created": 1, "data": [{"b64_json": junk}]}).encode())
+        else:
+            if scenario == "slow":
+                time.sleep(self.fake.slow_seconds)
+            size = fields.get("size", "1024x1024")
+            width, height = (1024, 1024) if size == "auto" else map(int, size.split("x"))
+            image = png(width, height, f"{fields.get('prompt')}|{size}|{fields.get('quality')}")
+            answer = {
+                "created": int(time.time()),
+                "data": [{"b64_json": base64.b64encode(image).decode()}],
+                "usage": {
+                    "input_tokens": 50,
+                    "output_tokens": 4160,
+                    "total_tokens": 4210,
+                    "input_tokens_details": {"image_tokens": 0, "text_tokens": 50},
+                },
+            }
+            self._send(200, json.dumps(answer).encode())
+
+
+def _invalid(path: str, fields: dict, parts: list[Part]) -> str:
+    """The 400 message the real API gives for a request it cannot take, or ""."""
+    if not fields.get("prompt"):
+        return "Missing required parameter: 'prompt'."
+    if fields.get("size", "auto") not in SIZES:
+        return f"Invalid value: '{fields.get('size')}'. Supported values are: {', '.join(SIZES)}."
+    if fields.get("quality", "auto") not in QUALITIES:
+        return f"Invalid value: '{fields.get('quality')}'. Supported values are: low, medium, high."
+    if str(fields.get("n", 1)) != "1":
+        return "This fake renders one image per request."
+    if path.endswith("/edits"):
+        images = [part for part in parts if part.name in ("image", "image[]")]
+        if not images:
+            return "Missing required parameter: 'image'."
+        if len(images) > 16:
+            return "Too many images: at most 16 are supported."
+        for part in images:
+            if part.content_type not in ("image/png", "image/jpeg", "image/webp"):
+                return f"Invalid file '{part.filename}': unsupported mimetype."
+    return ""
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=8766)
+    arguments = parser.parse_args()
+    fake = FakeOpenAI(api_key=None).start(arguments.port)
+    print(f"Fake OpenAI on {fake.url}", flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        fake.stop()
