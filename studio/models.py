@@ -101,3 +101,50 @@ class Invite(models.Model):
     @staticmethod
     def default_expiry():
         return timezone.now() + timedelta(days=settings.INVITE_VALID_DAYS)
+
+
+class ApiTokenQuerySet(models.QuerySet):
+    def active(self):
+        return self.filter(revoked_at__isnull=True)
+
+
+class ApiToken(models.Model):
+    """A person's key to one team's API, for scripts and pipelines.
+
+    Only the sha256 of the token is stored; the token itself is shown once
+    when it is made. It works only while its person is still a member of
+    the team, so leaving a team (or being removed) retires every token.
+    """
+
+    PREFIX = "cs_"
+    # last_used_at moves at most this often: a busy pipeline should not
+    # cost a database write per request.
+    TOUCH_SECONDS = 60
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
+    )
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=80)
+    token_hash = models.CharField(max_length=64, unique=True)
+    # The first characters, so a person can tell their tokens apart.
+    hint = models.CharField(max_length=12)
+    created = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ApiTokenQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.hint}…) for {self.team}"
+
+    @classmethod
+    def new_token(cls) -> str:
+        return cls.PREFIX + secrets.token_urlsafe(32)
+
+    @staticmethod
+    def hash_token(token: str) -> str:
+        return _hash_token(token)

@@ -34,6 +34,7 @@ urlpatterns = [
     path("", include("studio.gallery_urls")),
     path("", include("billing.urls")),
     path("", include("generation.urls")),
+    path("", include("studio.api.urls")),
     path("healthz", health.healthz, name="healthz"),
     path("admin/", admin.site.urls),
 ]

@@ -1,0 +1,152 @@
+"""What the API reads and writes, as pydantic schemas (they are also the OpenAPI schema).
+
+Request fields stay plain strings and numbers where the pages accept the
+same values: `parse_batch_request` checks them and words its refusals the
+same way for a form and for a script.
+"""
+
+from datetime import date, datetime
+from typing import Literal
+
+from ninja import Field, Schema
+
+from generation import catalog
+from generation.requests import MAX_REFERENCES, PROMPT_MAX
+
+
+class Error(Schema):
+    detail: str = Field(description="What went wrong, in words to show a person.")
+    errors: dict[str, str] = Field(
+        default_factory=dict, description="Field name → what is wrong with it."
+    )
+
+
+class BatchIn(Schema):
+    prompt: str = Field(
+        max_length=PROMPT_MAX * 2,
+        description="What to draw. With per_line, each line is its own prompt in one grid.",
+        examples=["a ceramic teapot on linen, soft window light"],
+    )
+    tier: str = Field(
+        description="flash (drafts) or pro (final renders).", examples=[catalog.FLASH]
+    )
+    size: str = Field(description="Flash: 512, 1K, 2K, 4K. Pro: 1K, 2K, 4K.", examples=["1K"])
+    aspect: str = Field(
+        description=f"One of {', '.join(catalog.ASPECTS[catalog.FLASH])} "
+        "(the last four on Flash only).",
+        examples=["16:9"],
+    )
+    count: int = Field(default=1, description="Images per prompt.", examples=[4])
+    seed: int | None = Field(
+        default=None, description="Lock the first seed; the others follow it. Random if absent."
+    )
+    per_line: bool = Field(default=False, description="Each line of the prompt is a prompt.")
+    fresh: bool = Field(
+        default=False, description="Render again even when an identical image is stored."
+    )
+    references: list[int] = Field(
+        default_factory=list,
+        max_length=MAX_REFERENCES * 4,
+        description="Ids of reference images from the team's library.",
+    )
+    project: int | None = Field(default=None, description="Id of the project to file it under.")
+
+
+class Progress(Schema):
+    total: int
+    done: int
+    cached: int
+    failed: int
+    blocked: int
+    canceled: int
+    queued: int
+    running: int
+    finished: int = Field(description="done + failed + blocked + canceled")
+    eta_seconds: int | None = None
+
+
+class ImageOut(Schema):
+    id: int
+    batch: int
+    index: int
+    status: str = Field(description="queued, running, succeeded, failed, blocked or canceled")
+    tier: str
+    size: str
+    aspect: str
+    prompt: str
+    seed: int
+    member: str
+    cached: bool
+    starred: bool
+    error: str
+    credits_charged: int
+    created: datetime
+    finished_at: datetime | None
+    download_url: str | None = Field(description="The original PNG; null until it is done.")
+    page_url: str = Field(description="The image's page in the studio.")
+
+
+class BatchOut(Schema):
+    id: int
+    status: Literal["queued", "running", "finished"]
+    tier: str
+    size: str
+    aspect: str
+    prompt: str
+    count: int
+    base_seed: int
+    seed_locked: bool
+    is_promotion: bool
+    project: int | None
+    member: str
+    provider: str
+    model: str
+    credits_quoted: int
+    created: datetime
+    canceled_at: datetime | None
+    progress: Progress
+    images: list[ImageOut]
+
+
+class CancelOut(Schema):
+    canceled: int = Field(description="Queued images canceled; their credits are released.")
+    batch: BatchOut
+
+
+class ImageFilters(Schema):
+    q: str = Field(default="", max_length=200, description="Words in the prompt.")
+    starred: bool = False
+    tier: Literal["", "flash", "pro"] = ""
+    size: Literal["", "512", "1K", "2K", "4K"] = ""
+    member: str = Field(default="", max_length=150, description="Username of a member.")
+    status: Literal["", "queued", "running", "succeeded", "failed", "blocked", "canceled"] = ""
+    since: date | None = Field(default=None, description="Made on or after this day.")
+    until: date | None = Field(default=None, description="Made on or before this day.")
+    archived: bool = False
+    cursor: str = Field(default="", max_length=100, description="next_cursor of the last page.")
+
+
+class ImagePage(Schema):
+    images: list[ImageOut]
+    next_cursor: str = Field(description="Pass as cursor for the next page; empty at the end.")
+
+
+class PromoteIn(Schema):
+    ids: list[int] = Field(
+        min_length=1, max_length=200, description="Finished Flash drafts to render on Pro."
+    )
+    size: Literal["2K", "4K"] = "2K"
+    fresh: bool = False
+
+
+class Limit(Schema):
+    label: str
+    left: int
+    limit: int
+
+
+class BalanceOut(Schema):
+    team: str
+    available: int = Field(description="Credits that can be spent now.")
+    held: int = Field(description="Credits set aside for images still rendering.")
+    limits: list[Limit] = Field(description="The caller's caps and the team's budget, if set.")
