@@ -1,0 +1,294 @@
+"""The ComfyUI provider against a fake ComfyUI server on a real localhost socket.
+
+The shipped templates are filled and queued, references are uploaded and
+named in LoadImage, the job is followed to its image; refusals name the node
+and the problem, failures end in the right class, and a cancel stops the job
+on the server.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import socket
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from generation import catalog
+from generation.providers import (
+    PermanentError,
+    RenderRequest,
+    TransientError,
+    provider_for,
+)
+from generation.providers.base import CanceledError
+from generation.providers.comfyui import ComfyUIProvider
+from tests.fakes.comfyui_server import FakeComfyUI
+
+WORKFLOWS = Path(__file__).resolve().parents[2] / "generation/providers/comfyui_workflows"
+SHIPPED = {"flash": WORKFLOWS / "draft.json", "pro": WORKFLOWS / "quality.json"}
+
+
+@pytest.fixture(scope="module")
+def fake_server():
+    with FakeComfyUI() as server:
+        yield server
+
+
+@pytest.fixture
+def comfy(fake_server):
+    fake_server.reset()
+    return fake_server
+
+
+@pytest.fixture
+def provider(comfy):
+    return ComfyUIProvider(url=comfy.url, workflows=SHIPPED, poll_seconds=0.02, timeout=2.0)
+
+
+def request(prompt="a red fox in snow", *, tier="flash", size="1K", aspect="16:9", refs=(), **kw):
+    model = "sd_xl_turbo_1.0_fp16.safetensors" if tier == "flash" else "sd_xl_base_1.0.safetensors"
+    return RenderRequest(prompt, 1234, tier, size, aspect, model, refs, **kw)
+
+
+def encoded(image_format: str, color=(200, 30, 30)) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (40, 30), color).save(buffer, format=image_format)
+    return buffer.getvalue()
+
+
+def write_workflow(tmp_path: Path, workflow: dict) -> Path:
+    path = tmp_path / "custom.json"
+    path.write_text(json.dumps(workflow))
+    return path
+
+
+# --- success -----------------------------------------------------------------------------
+
+
+def test_draft_workflow_is_filled_queued_followed_and_fetched(provider, comfy):
+    result = provider.render(request(size="2K", aspect="16:9"))
+
+    width, height = catalog.pixel_size("2K", "16:9")
+    assert Image.open(io.BytesIO(result.image)).size == (width, height)
+    assert result.mime_type == "image/png"
+    assert result.model == "sd_xl_turbo_1.0_fp16.safetensors"
+    assert result.usage["workflow"] == "draft.json"
+
+    (submitted,) = comfy.submitted
+    assert submitted["client_id"] == provider.client_id
+    nodes = submitted["prompt"]
+    assert nodes["1"]["inputs"]["ckpt_name"] == "sd_xl_turbo_1.0_fp16.safetensors"
+    assert nodes["2"]["inputs"]["text"] == "a red fox in snow"
+    assert nodes["3"]["inputs"]["text"] == ""  # the negative prompt is left empty
+    assert nodes["4"]["inputs"] == {"width": width, "height": height, "batch_size": 1}
+    assert nodes["5"]["inputs"]["seed"] == 1234
+    assert nodes["5"]["inputs"]["model"] == ["1", 0]  # links are left alone
+    prompt_id = result.usage["prompt_id"]
+    assert comfy.paths[0] == "POST /prompt"
+    assert f"GET /history/{prompt_id}" in comfy.paths
+    assert comfy.paths[-1] == "GET /view"
+
+
+def test_quality_workflow_with_a_reference_uploads_it_and_runs_the_reference_branch(
+    provider, comfy
+):
+    reference = encoded("JPEG")
+    result = provider.render(
+        request("hero shot", tier="pro", size="4K", aspect="3:2", refs=(reference,))
+    )
+
+    (upload,) = comfy.uploads.values()
+    assert upload.content_type == "image/jpeg"
+    assert upload.data == reference
+    assert upload.filename.startswith("contact-sheet-") and upload.filename.endswith(".jpg")
+
+    nodes = comfy.submitted[0]["prompt"]
+    assert nodes["20"]["inputs"]["image"] == upload.filename
+    assert set(nodes) == {"1", "2", "3", "20", "21", "22", "23", "24", "25", "26"}
+    fitted = (nodes["21"]["inputs"]["width"], nodes["21"]["inputs"]["height"])
+    assert fitted == catalog.pixel_size("1K", "3:2")
+    final = Image.open(io.BytesIO(result.image)).size
+    assert final == catalog.pixel_size("4K", "3:2")
+    assert result.text == ""
+
+
+def test_quality_workflow_without_references_runs_the_plain_branch(provider, comfy):
+    provider.render(request(tier="pro", size="2K", aspect="1:1"))
+    nodes = comfy.submitted[0]["prompt"]
+    assert set(nodes) == {"1", "2", "3", "10", "11", "12", "13", "14"}
+    assert comfy.uploads == {}
+    assert (nodes["10"]["inputs"]["width"], nodes["10"]["inputs"]["height"]) == (1024, 1024)
+    assert (nodes["13"]["inputs"]["width"], nodes["13"]["inputs"]["height"]) == (2048, 2048)
+
+
+def test_references_beyond_the_workflow_slots_are_noted_not_sent(provider, comfy):
+    result = provider.render(request(refs=(encoded("PNG"),)))
+    assert comfy.uploads == {}
+    assert result.text == (
+        "1 reference image(s) were not used: the workflow draft.json has 0 reference slot(s)."
+    )
+
+
+def test_placeholders_inside_text_are_replaced_as_text(comfy, tmp_path):
+    workflow = json.loads((WORKFLOWS / "draft.json").read_text())
+    workflow["2"]["inputs"]["text"] = "{{prompt}}, seed {{seed}}, {{width}}x{{height}}"
+    workflow["7"]["inputs"]["filename_prefix"] = "cs/{{ seed }}"
+    path = write_workflow(tmp_path, workflow)
+    provider = ComfyUIProvider(url=comfy.url, workflows={"flash": path}, poll_seconds=0.02)
+    provider.render(request("fox", size="512", aspect="1:1"))
+    nodes = comfy.submitted[0]["prompt"]
+    assert nodes["2"]["inputs"]["text"] == "fox, seed 1234, 512x512"
+    assert nodes["7"]["inputs"]["filename_prefix"] == "cs/1234"
+
+
+def test_provider_for_builds_it_from_settings(comfy, settings):
+    settings.FLASH_PROVIDER = "comfyui"
+    settings.COMFYUI_URL = comfy.url
+    settings.COMFYUI_POLL_SECONDS = 0.02
+    provider = provider_for("flash")
+    assert (provider.name, provider.label) == ("comfyui", "ComfyUI (studio GPUs)")
+    assert provider.workflows["flash"] == SHIPPED["flash"]
+    assert provider.render(request()).image.startswith(b"\x89PNG")
+
+
+# --- refusals and failures ------------------------------------------------------------------
+
+
+def test_node_errors_name_the_node_and_the_problem(provider, comfy):
+    with pytest.raises(PermanentError) as caught:
+        provider.render(request("[fault:node_errors] fox"))
+    assert caught.value.message == (
+        "ComfyUI refused the workflow draft.json: node 1 (CheckpointLoaderSimple): "
+        "Value not in list: ckpt_name: 'sd_xl_turbo_1.0_fp16.safetensors' not in "
+        "['v1-5-pruned-emaonly.safetensors']"
+    )
+    assert "prompt_outputs_failed_validation" in caught.value.detail
+    assert comfy.jobs == {}
+
+
+def test_node_errors_on_an_accepted_job_take_it_back_off_the_queue(provider, comfy):
+    with pytest.raises(PermanentError, match="node 1 \\(CheckpointLoaderSimple\\): Value not in"):
+        provider.render(request("[fault:partial_node_errors] fox"))
+    (prompt_id,) = comfy.jobs
+    assert comfy.deletes == [prompt_id]
+
+
+def test_execution_error_is_permanent_with_comfyuis_message(provider):
+    with pytest.raises(PermanentError) as caught:
+        provider.render(request("[fault:execution_error] fox"))
+    assert not isinstance(caught.value, TransientError)
+    assert caught.value.message == (
+        "ComfyUI could not run the workflow draft.json: node 5 (KSampler) failed: "
+        "Allocation on device 0 would exceed allowed memory. (out of memory)"
+    )
+    assert "torch.OutOfMemoryError" in caught.value.detail
+
+
+def test_an_interrupt_by_someone_at_the_server_is_retried(provider):
+    with pytest.raises(TransientError, match="interrupted on the ComfyUI server"):
+        provider.render(request("[fault:interrupted_elsewhere] fox"))
+
+
+def test_a_job_that_ends_without_an_image_is_permanent(provider):
+    with pytest.raises(PermanentError, match="without an image"):
+        provider.render(request("[fault:no_output] fox"))
+
+
+def test_a_server_error_on_queueing_is_transient(provider):
+    with pytest.raises(TransientError, match="had an error when asked to queue the workflow"):
+        provider.render(request("[fault:500] fox"))
+
+
+def test_an_unreachable_server_is_transient_and_named():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    provider = ComfyUIProvider(url=url, workflows=SHIPPED, poll_seconds=0.02, timeout=1.0)
+    with pytest.raises(TransientError) as caught:
+        provider.render(request())
+    assert caught.value.message == (
+        f"The studio's ComfyUI server at {url} is not answering; the image will be retried."
+    )
+
+
+def test_a_job_past_the_deadline_is_stopped_and_retried(comfy):
+    provider = ComfyUIProvider(
+        url=comfy.url, workflows=SHIPPED, poll_seconds=0.02, deadline=0.2, timeout=2.0
+    )
+    with pytest.raises(TransientError, match="did not finish the image within"):
+        provider.render(request("[fault:slow] fox"))
+    (prompt_id,) = comfy.jobs
+    assert comfy.interrupts == [{"prompt_id": prompt_id}]
+
+
+def test_a_missing_workflow_file_names_the_setting(comfy, tmp_path):
+    provider = ComfyUIProvider(url=comfy.url, workflows={"flash": tmp_path / "gone.json"})
+    with pytest.raises(PermanentError, match="COMFYUI_FLASH_WORKFLOW"):
+        provider.render(request())
+    assert comfy.submitted == []
+
+
+def test_a_ui_format_workflow_is_refused_in_words(comfy, tmp_path):
+    path = write_workflow(tmp_path, {"nodes": [], "links": [], "version": 0.4})
+    provider = ComfyUIProvider(url=comfy.url, workflows={"flash": path})
+    with pytest.raises(PermanentError, match="not in API format"):
+        provider.render(request())
+
+
+def test_an_unknown_placeholder_is_named(comfy, tmp_path):
+    workflow = json.loads((WORKFLOWS / "draft.json").read_text())
+    workflow["5"]["inputs"]["steps"] = "{{steps}}"
+    provider = ComfyUIProvider(
+        url=comfy.url, workflows={"flash": write_workflow(tmp_path, workflow)}
+    )
+    with pytest.raises(PermanentError, match=r"unknown placeholder \{\{steps\}\}"):
+        provider.render(request())
+    assert comfy.submitted == []
+
+
+def test_a_workflow_that_needs_more_references_than_given_says_so(comfy, tmp_path):
+    workflow = json.loads((WORKFLOWS / "quality.json").read_text())
+    for node_id in ("10", "11", "12", "13", "14"):  # keep only the reference branch
+        del workflow[node_id]
+    path = write_workflow(tmp_path, workflow)
+    provider = ComfyUIProvider(url=comfy.url, workflows={"pro": path})
+    with pytest.raises(PermanentError) as caught:
+        provider.render(request(tier="pro"))
+    assert caught.value.message == (
+        "The ComfyUI workflow custom.json needs 1 reference image(s); this request has 0."
+    )
+
+
+def test_a_reference_that_is_not_an_image_is_refused(provider, comfy):
+    with pytest.raises(PermanentError, match="not a PNG, JPEG or WebP"):
+        provider.render(request(tier="pro", refs=(b"%PDF-1.7",)))
+    assert comfy.submitted == []
+
+
+# --- cancel -------------------------------------------------------------------------------------
+
+
+def test_cancel_interrupts_the_job_and_raises_canceled(provider, comfy):
+    asked = []
+
+    def cancel_check() -> bool:
+        asked.append(True)
+        return len(asked) >= 3  # a few polls in, the person cancels
+
+    with pytest.raises(CanceledError, match="canceled") as caught:
+        provider.render(request("[fault:slow] fox", cancel_check=cancel_check))
+    assert not isinstance(caught.value, (TransientError, PermanentError))
+    (prompt_id,) = comfy.jobs
+    assert comfy.interrupts == [{"prompt_id": prompt_id}]
+    assert comfy.deletes == [prompt_id]
+    polls = [path for path in comfy.paths if path == f"GET /history/{prompt_id}"]
+    assert len(polls) == 2  # asked before each poll; the third answer stopped it
+    assert "GET /view" not in comfy.paths
+
+
+def test_cancel_check_is_not_part_of_request_equality():
+    assert request(cancel_check=lambda: True) == request()
