@@ -229,3 +229,25 @@ class LaneTurn(models.Model):
 
     def __str__(self) -> str:
         return f"{self.lane}: {self.member_id} at {self.last_started}"
+
+
+class TeamBackend(models.Model):
+    """Which provider and model render a tier for one team (owners choose,
+    among the backends the site enables; see generation.backends)."""
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="backends")
+    tier = models.CharField(max_length=8, choices=Tier.choices)
+    provider = models.CharField(max_length=20)
+    model = models.CharField(max_length=80)
+    updated = models.DateTimeField(default=timezone.now)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["team", "tier"], name="one_backend_per_team_tier")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.team}: {self.tier} on {self.provider} {self.model}"

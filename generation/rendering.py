@@ -26,7 +26,7 @@ from .providers import (
     ProviderError,
     RenderRequest,
     TransientError,
-    provider_for,
+    provider_named,
 )
 from .storage import asset_store, read
 
@@ -79,7 +79,8 @@ def generation_render(generation: Generation) -> None:
     attempt = generation.attempts
     try:
         request, meta = _request_for(generation)
-        result = provider_for(generation.tier).render(request)
+        # The provider chosen at submit, even if the team has switched since.
+        result = provider_named(generation.provider).render(request)
         renditions = make_renditions(result.image, meta)
         asset = asset_store(team_id=generation.team_id, renditions=renditions)
     except BlockedError as error:

@@ -16,9 +16,10 @@ from django.utils import timezone
 from billing.services import Refusal, hold_place, hold_release, usage_record_cached
 
 from . import catalog, lanes
+from .backends import backend_for
 from .imaging import clean_upload
 from .models import OUTSTANDING, Batch, Generation, Project, Reference, Status
-from .providers import model_for, provider_for
+from .providers import provider_named
 from .requests import BatchRequest, InvalidRequest
 from .storage import reference_store
 
@@ -103,8 +104,9 @@ def _create_batch(
     is_promotion=False,
 ) -> Batch:
     """Hold the credits and create the batch with its jobs; caller holds the transaction."""
-    provider = provider_for(tier)
-    model = model_for(tier)
+    backend = backend_for(team, tier)
+    provider = provider_named(backend.provider)
+    model = backend.model
     reference_hashes = [r.sha256 for r in references]
     batch = Batch.objects.create(
         team=team,

@@ -246,6 +246,9 @@ FLASH_PROVIDER = os.environ.get("FLASH_PROVIDER", "offline")
 PRO_PROVIDER = os.environ.get("PRO_PROVIDER", "offline")
 FLASH_MODEL = os.environ.get("FLASH_MODEL", "gemini-3.1-flash-image")
 PRO_MODEL = os.environ.get("PRO_MODEL", "gemini-3-pro-image")
+# What team owners may route their tiers to, as tier:provider:model entries;
+# empty offers each tier's default above and the offline renderer.
+BACKEND_CHOICES = env_list("BACKEND_CHOICES", "")
 GEMINI_API_KEY = env_secret("GEMINI_API_KEY")
 GEMINI_API_BASE = os.environ.get(
     "GEMINI_API_BASE", "https://generativelanguage.googleapis.com"

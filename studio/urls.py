@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from .views import accounts, health, media, teams
+from .views import accounts, backends, health, media, teams
 
 urlpatterns = [
     path("", teams.home, name="home"),
@@ -25,6 +25,7 @@ urlpatterns = [
     path("t/<slug:slug>/", teams.team_home, name="team"),
     path("t/<slug:slug>/members/", teams.team_members, name="team-members"),
     path("t/<slug:slug>/members/invite/", teams.team_invite, name="team-invite"),
+    path("t/<slug:slug>/backends/", backends.team_backends, name="team-backends"),
     path(
         "t/<slug:slug>/images/<int:pk>/<str:kind>/",
         media.generation_image,

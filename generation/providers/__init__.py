@@ -35,6 +35,7 @@ __all__ = [
     "configured_model_problems",
     "model_for",
     "provider_for",
+    "provider_named",
 ]
 
 
@@ -45,7 +46,15 @@ def _setting(tier: str, name: str) -> str:
 
 
 def provider_for(tier: str) -> Provider:
+    """The site's default provider for a tier (teams may choose others: generation.backends)."""
     name = _setting(tier, "PROVIDER")
+    try:
+        return provider_named(name)
+    except ImproperlyConfigured as error:
+        raise ImproperlyConfigured(f"{tier.upper()}_PROVIDER: {error}")
+
+
+def provider_named(name: str) -> Provider:
     if name == "offline":
         from .offline import OfflineProvider
 
@@ -77,7 +86,7 @@ def provider_for(tier: str) -> Provider:
             poll_seconds=settings.COMFYUI_POLL_SECONDS,
         )
     raise ImproperlyConfigured(
-        f"{tier.upper()}_PROVIDER is {name!r}; expected 'offline', 'gemini', 'openai' or 'comfyui'."
+        f"Unknown provider {name!r}; expected 'offline', 'gemini', 'openai' or 'comfyui'."
     )
 
 
