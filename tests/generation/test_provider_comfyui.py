@@ -292,3 +292,27 @@ def test_cancel_interrupts_the_job_and_raises_canceled(provider, comfy):
 
 def test_cancel_check_is_not_part_of_request_equality():
     assert request(cancel_check=lambda: True) == request()
+
+
+# --- through the lane ---------------------------------------------------------------------------
+
+
+def test_drafts_through_the_lane_store_the_workflows_image(owner, team, db, comfy, settings):
+    from generation.models import Status
+    from tests.reliability.conftest import fund, submit
+    from tests.reliability.test_provider_faults import drain
+
+    settings.FLASH_PROVIDER = "comfyui"
+    settings.FLASH_MODEL = "sd_xl_turbo_1.0_fp16.safetensors"
+    settings.COMFYUI_URL, settings.COMFYUI_POLL_SECONDS = comfy.url, 0.02
+    fund(team, owner)
+    drafts = submit(team, owner, count=2, size="512", aspect="4:5", prompt="a harbour at dawn")
+    broken = submit(team, owner, count=1, prompt="a harbour [fault:execution_error]")
+    drain("flash")
+
+    for generation in drafts.generations.select_related("asset"):
+        assert generation.status == Status.SUCCEEDED
+        assert (generation.asset.width, generation.asset.height) == (448, 576)
+    generation = broken.generations.get()
+    assert generation.status == Status.FAILED
+    assert "node 5 (KSampler) failed: Allocation on device 0" in generation.error

@@ -295,3 +295,28 @@ def test_blocked_on_an_edit_too(provider):
 def test_a_square_comes_back_square(provider):
     result = provider.render(request(size="512", aspect="1:1"))
     assert Image.open(io.BytesIO(result.image)).size == (1024, 1024)
+
+
+# --- through the lane ---------------------------------------------------------------------
+
+
+def test_drafts_through_the_lane_keep_the_models_pixels_and_blocks_are_blocked(
+    owner, team, db, openai, settings
+):
+    from generation.models import Status
+    from tests.reliability.conftest import fund, submit
+    from tests.reliability.test_provider_faults import drain
+
+    settings.FLASH_PROVIDER, settings.FLASH_MODEL = "openai", MODEL
+    settings.OPENAI_API_KEY, settings.OPENAI_API_BASE = openai.api_key, openai.url
+    fund(team, owner)
+    drafts = submit(team, owner, count=2, size="2K", aspect="16:9", prompt="a harbour at dawn")
+    refused = submit(team, owner, count=1, prompt="a harbour [fault:moderation_blocked]")
+    drain("flash")
+
+    for generation in drafts.generations.select_related("asset"):
+        assert generation.status == Status.SUCCEEDED
+        assert (generation.asset.width, generation.asset.height) == (1536, 1024)
+    generation = refused.generations.get()
+    assert generation.status == Status.BLOCKED
+    assert generation.error.startswith("OpenAI declined this prompt for safety reasons")
