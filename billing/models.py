@@ -8,6 +8,7 @@ string that the caller supplies.
 """
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
@@ -55,20 +56,49 @@ class Wallet(models.Model):
 
 
 class Price(models.Model):
-    """Credits per image for a tier and size. A hold copies the price it was taken at."""
+    """Credits per image for a tier and size, optionally for one provider and model.
+
+    Blank provider and model mean "any": the blank/blank row is the tier's
+    default, and a row naming a provider (and a model of it) overrides it for
+    studios that route the tier there. A hold copies the price it was taken at.
+    """
 
     tier = models.CharField(max_length=10)
     size = models.CharField(max_length=10)
+    provider = models.CharField(
+        max_length=40, blank=True, default="", help_text="Empty: any provider."
+    )
+    model = models.CharField(
+        max_length=100,
+        blank=True,
+        default="",
+        help_text="Empty: any model of the provider. A model needs its provider.",
+    )
     credits = models.PositiveIntegerField()
 
     class Meta:
-        ordering = ["tier", "credits"]
+        ordering = ["tier", "credits", "provider", "model"]
         constraints = [
-            models.UniqueConstraint(fields=["tier", "size"], name="one_price_per_tier_size")
+            models.UniqueConstraint(
+                fields=["tier", "size", "provider", "model"],
+                name="one_price_per_tier_size_provider_model",
+            ),
+            models.CheckConstraint(
+                condition=Q(model="") | ~Q(provider=""), name="price_model_needs_provider"
+            ),
         ]
 
     def __str__(self) -> str:
-        return f"{self.tier} {self.size}: {self.credits} credits"
+        backend = "/".join(part for part in (self.provider, self.model) if part)
+        where = f" on {backend}" if backend else ""
+        return f"{self.tier} {self.size}{where}: {self.credits} credits"
+
+    def clean(self):
+        super().clean()
+        self.provider = self.provider.strip().lower()
+        self.model = self.model.strip()
+        if self.model and not self.provider:
+            raise ValidationError({"provider": "Choose the provider this model belongs to."})
 
 
 class Hold(models.Model):
@@ -80,6 +110,9 @@ class Hold(models.Model):
     )
     tier = models.CharField(max_length=10)
     size = models.CharField(max_length=10)
+    # The backend the price was looked up for (blank: the tier's default price).
+    provider = models.CharField(max_length=40, blank=True, default="")
+    model = models.CharField(max_length=100, blank=True, default="")
     unit_price = models.PositiveIntegerField()
     count = models.PositiveIntegerField()
     captured = models.PositiveIntegerField(default=0)

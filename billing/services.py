@@ -15,9 +15,10 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import BigIntegerField, ExpressionWrapper, F, Sum
 
-from . import alerts
-from .models import Hold, LedgerEntry, MemberCap, Price, UsageRecord, Wallet
+from . import alerts, ledger_sql
+from .models import Hold, LedgerEntry, MemberCap, UsageRecord, Wallet
 from .periods import month_start, period_start
+from .prices import price_lookup
 
 TIER_LABELS = {"flash": "Flash", "pro": "Pro"}
 
@@ -46,16 +47,9 @@ def wallet_for(team) -> Wallet:
     return wallet
 
 
-def _locked_wallet(team) -> Wallet:
-    # On PostgreSQL the row lock serializes everything that checks caps and
-    # balance for one team; SQLite's IMMEDIATE transactions already hold the
-    # database's write lock (select_for_update is a no-op there).
-    wallet_for(team)
-    return Wallet.objects.select_for_update().get(team=team)
-
-
-def unit_price(*, tier: str, size: str) -> int:
-    price = Price.objects.filter(tier=tier, size=size).values_list("credits", flat=True).first()
+def unit_price(*, tier: str, size: str, provider: str = "", model: str = "") -> int:
+    """Credits per image; the most specific price row for the provider and model wins."""
+    price = price_lookup(tier=tier, size=size, provider=provider, model=model)
     if price is None:
         raise Refusal(f"There is no price for {tier} {size}.", code="unknown_price")
     return price
@@ -67,14 +61,14 @@ def _positive_count(count) -> int:
     return count
 
 
-def quote(*, tier: str, size: str, count: int) -> int:
-    return unit_price(tier=tier, size=size) * _positive_count(count)
+def quote(*, tier: str, size: str, count: int, provider: str = "", model: str = "") -> int:
+    return unit_price(tier=tier, size=size, provider=provider, model=model) * _positive_count(count)
 
 
 # --- holds -----------------------------------------------------------------------
 
 
-def committed_credits(*, wallet: Wallet, since, member=None, tier: str = "") -> int:
+def committed_credits(*, wallet: Wallet | int, since, member=None, tier: str = "") -> int:
     """Credits held or captured by holds taken since `since` (released images excluded)."""
     holds = Hold.objects.filter(wallet=wallet, created__gte=since)
     if member is not None:
@@ -87,145 +81,234 @@ def committed_credits(*, wallet: Wallet, since, member=None, tier: str = "") -> 
     return holds.aggregate(total=Sum(spent))["total"] or 0
 
 
-def limits_left(*, wallet: Wallet, member) -> list[tuple[str, int, int, str]]:
-    """(label, left, limit, tier) for each of the member's caps and the team budget."""
+def _limits(
+    *, wallet_id: int, monthly_budget: int | None, member_id: int | None
+) -> list[tuple[str, int, int, str]]:
     rows = []
-    caps = MemberCap.objects.filter(wallet=wallet, member=member).order_by("period", "tier")
+    caps = MemberCap.objects.filter(wallet_id=wallet_id, member_id=member_id).order_by(
+        "period", "tier"
+    )
     for cap in caps:
         tier_label = f"{TIER_LABELS.get(cap.tier, cap.tier)} " if cap.tier else ""
         label = f"your {tier_label}limit {cap.get_period_display()}"
         used = committed_credits(
-            wallet=wallet, since=period_start(cap.period), member=member, tier=cap.tier
+            wallet=wallet_id, since=period_start(cap.period), member=member_id, tier=cap.tier
         )
         rows.append((label, max(0, cap.credits - used), cap.credits, cap.tier))
-    if wallet.monthly_budget is not None:
-        used = committed_credits(wallet=wallet, since=month_start())
+    if monthly_budget is not None:
+        used = committed_credits(wallet=wallet_id, since=month_start())
         rows.append(
-            (
-                "the team's budget this month",
-                max(0, wallet.monthly_budget - used),
-                wallet.monthly_budget,
-                "",
-            )
+            ("the team's budget this month", max(0, monthly_budget - used), monthly_budget, "")
         )
     return rows
 
 
-def hold_place(*, team, member, tier: str, size: str, count: int, key: str) -> Hold:
+def limits_left(*, wallet: Wallet, member) -> list[tuple[str, int, int, str]]:
+    """(label, left, limit, tier) for each of the member's caps and the team budget."""
+    return _limits(wallet_id=wallet.pk, monthly_budget=wallet.monthly_budget, member_id=_pk(member))
+
+
+def _pk(instance_or_id) -> int | None:
+    return getattr(instance_or_id, "pk", instance_or_id)
+
+
+class _Repeat(Exception):
+    """A call whose key was used before: leave the atomic block, changing nothing."""
+
+    def __init__(self, hold: Hold | None = None):
+        super().__init__()
+        self.hold = hold
+
+
+def _check_limits(
+    *, wallet_id: int, monthly_budget: int | None, member_id, tier: str, total: int
+) -> None:
+    for label, left, _limit, cap_tier in _limits(
+        wallet_id=wallet_id, monthly_budget=monthly_budget, member_id=member_id
+    ):
+        if cap_tier and cap_tier != tier:
+            continue
+        if total > left:
+            code = "team_budget" if label.startswith("the team") else "member_cap"
+            raise Refusal(
+                f"{label[0].upper()}{label[1:]} has {left:,} credits left; this needs {total:,}.",
+                code,
+            )
+
+
+def _refuse_hold(*, team, member_id, tier: str, total: int, key: str) -> None:
+    """The wallet did not move: say why (the slow path, so it may read freely)."""
+    existing = Hold.objects.filter(key=key).first()
+    if existing is not None:
+        raise _Repeat(existing)
+    wallet = wallet_for(team)
+    if wallet.frozen:
+        reason = f" ({wallet.frozen_reason})" if wallet.frozen_reason else ""
+        raise Refusal(
+            f"This team's credits are frozen{reason}. An owner can contact support.", "frozen"
+        )
+    _check_limits(
+        wallet_id=wallet.pk,
+        monthly_budget=wallet.monthly_budget,
+        member_id=member_id,
+        tier=tier,
+        total=total,
+    )
+    raise Refusal(f"Needs {total:,} credits, {wallet.available:,} available.", "credits")
+
+
+def hold_place(
+    *,
+    team,
+    member,
+    tier: str,
+    size: str,
+    count: int,
+    key: str,
+    provider: str = "",
+    model: str = "",
+) -> Hold:
     """Set aside credits for `count` images, or raise Refusal saying why not.
 
     Balance, caps and budget are checked and the hold taken in one atomic
     step (a savepoint inside the caller's transaction, which also creates
     the jobs). The same key again returns the first hold and moves nothing.
+
+    The common case is three statements: the conditional wallet UPDATE
+    (which also takes the wallet's row lock on PostgreSQL and tells whether
+    the member has caps), the hold and its ledger entry. Caps and budget are
+    read only when there are any, after that UPDATE, so under its lock.
     """
-    price = unit_price(tier=tier, size=size)
+    price = unit_price(tier=tier, size=size, provider=provider, model=model)
     total = price * _positive_count(count)
-    with transaction.atomic():
-        wallet = _locked_wallet(team)
-        # Looked up after the lock: a concurrent call with the same key has
-        # committed by now, so its hold is visible and nothing is taken twice.
-        existing = Hold.objects.filter(key=key).first()
-        if existing is not None:
-            return existing
-        if wallet.frozen:
-            reason = f" ({wallet.frozen_reason})" if wallet.frozen_reason else ""
-            raise Refusal(
-                f"This team's credits are frozen{reason}. An owner can contact support.", "frozen"
+    member_id = _pk(member)
+    # Built before the transaction starts: on SQLite it holds the write lock.
+    hold = Hold(
+        member_id=member_id,
+        tier=tier,
+        size=size,
+        provider=provider,
+        model=model,
+        unit_price=price,
+        count=count,
+        key=key,
+    )
+    entry = LedgerEntry(
+        kind=LedgerEntry.Kind.HOLD,
+        available_delta=-total,
+        held_delta=total,
+        member_id=member_id,
+        tier=tier,
+        size=size,
+        images=count,
+        idempotency_key=f"hold:{key}",
+    )
+    try:
+        with transaction.atomic():
+            row = ledger_sql.fetch_one(
+                ledger_sql.statements().wallet_hold, [total, total, team.pk, total, member_id]
             )
-        for label, left, _limit, cap_tier in limits_left(wallet=wallet, member=member):
-            if cap_tier and cap_tier != tier:
-                continue
-            if total > left:
-                code = "team_budget" if label.startswith("the team") else "member_cap"
-                raise Refusal(
-                    f"{label[0].upper()}{label[1:]} has {left:,} credits left; "
-                    f"this needs {total:,}.",
-                    code,
+            if row is None:
+                _refuse_hold(team=team, member_id=member_id, tier=tier, total=total, key=key)
+            wallet_id, available, threshold, alerted, budget, has_caps = row
+            if has_caps or budget is not None:
+                # Our own earlier hold under this key counts against the caps,
+                # so a repeat is recognised before they are checked.
+                existing = Hold.objects.filter(key=key).first()
+                if existing is not None:
+                    raise _Repeat(existing)
+                _check_limits(
+                    wallet_id=wallet_id,
+                    monthly_budget=budget,
+                    member_id=member_id,
+                    tier=tier,
+                    total=total,
                 )
-        moved = Wallet.objects.filter(pk=wallet.pk, available__gte=total).update(
-            available=F("available") - total, held=F("held") + total
-        )
-        if not moved:
-            raise Refusal(f"Needs {total:,} credits, {wallet.available:,} available.", "credits")
-        hold = Hold.objects.create(
-            wallet=wallet,
-            member=member,
-            tier=tier,
-            size=size,
-            unit_price=price,
-            count=count,
-            key=key,
-        )
-        LedgerEntry.objects.create(
-            wallet=wallet,
-            kind=LedgerEntry.Kind.HOLD,
-            available_delta=-total,
-            held_delta=total,
-            member=member,
-            tier=tier,
-            size=size,
-            images=count,
-            hold=hold,
-            idempotency_key=f"hold:{key}",
-        )
-        alerts.low_balance_check(wallet_id=wallet.pk)
+            hold.wallet_id = entry.wallet_id = wallet_id
+            hold.save(force_insert=True)  # a repeated key fails here, undoing the UPDATE
+            entry.hold = hold
+            entry.save(force_insert=True)
+            if available < threshold and not alerted:
+                alerts.low_balance_check(wallet_id=wallet_id)
+    except _Repeat as repeat:
+        return repeat.hold
+    except IntegrityError:
+        existing = Hold.objects.filter(key=key).first()
+        if existing is None:
+            raise
+        return existing
     return hold
 
 
+def _refuse_settle(*, hold_id: int, images: int, ledger_key: str) -> None:
+    if LedgerEntry.objects.filter(idempotency_key=ledger_key).exists():
+        raise _Repeat()
+    hold = Hold.objects.filter(pk=hold_id).first()
+    if hold is None:
+        raise Refusal(f"There is no hold {hold_id}.", "invalid")
+    raise Refusal(
+        f"This hold has {hold.open_images} open images; cannot settle {images}.", "invalid"
+    )
+
+
 def _settle(*, hold_id: int, images: int, key: str, kind: str) -> bool:
-    """Capture or release `images` of a hold; False when the key was used before."""
+    """Capture or release `images` of a hold; False when the key was used before.
+
+    Four statements: the hold's conditional UPDATE (which returns what the
+    entry needs and, on PostgreSQL, makes a concurrent repeat wait on the
+    hold's row), the wallet's, the ledger entry and, for a capture, the
+    usage record. The entry's unique key turns a repeat into an
+    IntegrityError that undoes the whole step.
+    """
     _positive_count(images)
     capture = kind == LedgerEntry.Kind.CAPTURE
     ledger_key = f"{kind}:{key}"
-    if LedgerEntry.objects.filter(idempotency_key=ledger_key).exists():
-        return False
+    sql = ledger_sql.statements()
     try:
         with transaction.atomic():
-            hold = Hold.objects.select_related("wallet").filter(pk=hold_id).first()
-            if hold is None:
-                raise Refusal(f"There is no hold {hold_id}.", "invalid")
-            amount = images * hold.unit_price
-            # The entry goes first: it claims the key, so a concurrent repeat
-            # waits on the unique index and then fails without moving anything.
-            LedgerEntry.objects.create(
-                wallet=hold.wallet,
+            row = ledger_sql.fetch_one(
+                sql.hold_capture if capture else sql.hold_release, [images, hold_id, images]
+            )
+            if row is None:
+                _refuse_settle(hold_id=hold_id, images=images, ledger_key=ledger_key)
+            wallet_id, member_id, tier, size, price = row
+            amount = images * price
+            if capture:
+                moved = ledger_sql.fetch_one(sql.wallet_capture, [amount, wallet_id, amount])
+            else:
+                moved = ledger_sql.fetch_one(
+                    sql.wallet_release, [amount, amount, wallet_id, amount]
+                )
+            if moved is None:
+                raise Refusal("The wallet holds fewer credits than this hold claims.", "invalid")
+            LedgerEntry(
+                wallet_id=wallet_id,
                 kind=kind,
                 available_delta=0 if capture else amount,
                 held_delta=-amount,
-                member=hold.member,
-                tier=hold.tier,
-                size=hold.size,
+                member_id=member_id,
+                tier=tier,
+                size=size,
                 images=images,
-                hold=hold,
+                hold_id=hold_id,
                 idempotency_key=ledger_key,
-            )
-            counter = "captured" if capture else "released"
-            settled = Hold.objects.filter(
-                pk=hold_id, count__gte=F("captured") + F("released") + images
-            ).update(**{counter: F(counter) + images})
-            if not settled:
-                raise Refusal(
-                    f"This hold has {hold.open_images} open images; cannot settle {images}.",
-                    "invalid",
-                )
-            changes = {"held": F("held") - amount}
-            if not capture:
-                changes["available"] = F("available") + amount
-            moved = Wallet.objects.filter(pk=hold.wallet_id, held__gte=amount).update(**changes)
-            if not moved:
-                raise Refusal("The wallet holds fewer credits than this hold claims.", "invalid")
+            ).save(force_insert=True)
             if capture:
-                UsageRecord.objects.create(
-                    wallet=hold.wallet,
-                    member=hold.member,
-                    tier=hold.tier,
-                    size=hold.size,
+                UsageRecord(
+                    wallet_id=wallet_id,
+                    member_id=member_id,
+                    tier=tier,
+                    size=size,
                     images=images,
                     credits=amount,
                     key=ledger_key,
-                )
+                ).save(force_insert=True)
             else:
-                alerts.low_balance_reset(wallet_id=hold.wallet_id)
+                available, threshold, alerted = moved
+                if alerted and available >= threshold:
+                    alerts.low_balance_reset(wallet_id=wallet_id)
+    except _Repeat:
+        return False
     except IntegrityError:
         if LedgerEntry.objects.filter(idempotency_key=ledger_key).exists():
             return False
@@ -243,10 +326,20 @@ def hold_release(*, hold_id: int, images: int, key: str) -> bool:
     return _settle(hold_id=hold_id, images=images, key=key, kind=LedgerEntry.Kind.RELEASE)
 
 
-def usage_record_cached(*, team, member, tier: str, size: str, count: int, key: str) -> None:
+def usage_record_cached(
+    *,
+    team,
+    member,
+    tier: str,
+    size: str,
+    count: int,
+    key: str,
+    provider: str = "",
+    model: str = "",
+) -> None:
     """A result served from cache: no credits move, but the member's usage shows it."""
     _positive_count(count)
-    price = Price.objects.filter(tier=tier, size=size).values_list("credits", flat=True).first()
+    price = price_lookup(tier=tier, size=size, provider=provider, model=model)
     try:
         with transaction.atomic():
             UsageRecord.objects.create(
