@@ -419,3 +419,15 @@ def test_the_interactive_docs_page_is_not_served(owner, team, client):
     schema = client.get("/api/v1/openapi.json")
     assert schema.status_code == 200
     assert schema.json()["components"]["securitySchemes"]["TokenAuth"]["scheme"] == "bearer"
+
+
+def test_a_browser_session_does_not_authenticate_the_api(owner, team, project, client_for):
+    """Only the bearer header counts, so a cross-site form riding the cookie gets nowhere
+    (which is why the API needs no CSRF token)."""
+    browser = client_for(owner)
+    before = counts()
+    for path, data in (("/api/v1/batches", GRID), ("/api/v1/images/promote", {"ids": [1]})):
+        assert browser.post(path, data, content_type="application/json").status_code == 401
+        assert browser.post(path, data).status_code == 401
+    assert browser.get("/api/v1/balance").status_code == 401
+    assert counts() == before
