@@ -19,9 +19,10 @@ from billing.services import hold_capture, hold_release
 
 from . import lanes
 from .imaging import UnusableImage, make_renditions
-from .models import Generation, Status
+from .models import Batch, Generation, Status
 from .providers import (
     BlockedError,
+    CanceledError,
     PermanentError,
     ProviderError,
     RenderRequest,
@@ -59,6 +60,9 @@ def _request_for(generation: Generation) -> tuple[RenderRequest, dict]:
         aspect=generation.aspect,
         model=generation.model,
         references=tuple(images),
+        cancel_check=lambda: Batch.objects.filter(
+            pk=generation.batch_id, canceled_at__isnull=False
+        ).exists(),
     )
     meta = {
         "prompt": generation.prompt,
@@ -83,6 +87,14 @@ def generation_render(generation: Generation) -> None:
         result = provider_named(generation.provider).render(request)
         renditions = make_renditions(result.image, meta)
         asset = asset_store(team_id=generation.team_id, renditions=renditions)
+    except CanceledError:
+        generation_fail(
+            generation.pk,
+            status=Status.CANCELED,
+            message="Canceled while rendering. Nothing was charged.",
+            attempt=attempt,
+        )
+        return
     except BlockedError as error:
         generation_fail(
             generation.pk, status=Status.BLOCKED, message=error.message, attempt=attempt

@@ -299,9 +299,11 @@ def generation_promote(*, team, member, generation_ids, size: str, fresh: bool =
 def batch_cancel(*, batch: Batch) -> int:
     """Cancel the queued images of a batch and release their credits.
 
-    Running images finish (and are charged); each queued one is canceled by a
-    conditional update, so a worker that claims it at the same moment wins
-    cleanly and the image is either rendered or released, never both.
+    Each queued image is canceled by a conditional update, so a worker that
+    claims it at the same moment wins cleanly and the image is either
+    rendered or released, never both. Running images finish and are charged,
+    except on providers that can stop a job (ComfyUI): they see the batch's
+    cancel mark, stop, and are released.
     """
     canceled = 0
     now = timezone.now()
@@ -318,8 +320,7 @@ def batch_cancel(*, batch: Batch) -> int:
             if moved and batch.hold_id:
                 hold_release(hold_id=batch.hold_id, images=1, key=f"gen:{pk}:release")
             canceled += moved
-    if canceled:
-        Batch.objects.filter(pk=batch.pk, canceled_at=None).update(canceled_at=now)
+    Batch.objects.filter(pk=batch.pk, canceled_at=None).update(canceled_at=now)
     return canceled
 
 

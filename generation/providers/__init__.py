@@ -16,6 +16,7 @@ from generation import catalog
 
 from .base import (
     BlockedError,
+    CanceledError,
     PermanentError,
     Provider,
     ProviderError,
@@ -26,6 +27,7 @@ from .base import (
 
 __all__ = [
     "BlockedError",
+    "CanceledError",
     "PermanentError",
     "Provider",
     "ProviderError",

@@ -316,3 +316,34 @@ def test_drafts_through_the_lane_store_the_workflows_image(owner, team, db, comf
     generation = broken.generations.get()
     assert generation.status == Status.FAILED
     assert "node 5 (KSampler) failed: Allocation on device 0" in generation.error
+
+
+def test_canceling_a_batch_stops_its_running_comfyui_job_and_releases_it(
+    owner, team, transactional_db, comfy, settings
+):
+    import threading
+    import time
+
+    from billing.selectors import wallet_balance
+    from generation.models import Status
+    from generation.services import batch_cancel
+    from generation.tasks import run_lane
+    from tests.reliability.conftest import fund, submit
+
+    settings.FLASH_PROVIDER = "comfyui"
+    settings.FLASH_MODEL = "sd_xl_turbo_1.0_fp16.safetensors"
+    settings.COMFYUI_URL, settings.COMFYUI_POLL_SECONDS = comfy.url, 0.02
+    fund(team, owner)
+    before = wallet_balance(team)
+    batch = submit(team, owner, count=1, size="512", aspect="1:1", prompt="[fault:slow] a harbour")
+    worker = threading.Thread(target=run_lane, args=["flash"])
+    worker.start()
+    deadline = time.monotonic() + 10
+    while batch.generations.get().status != Status.RUNNING and time.monotonic() < deadline:
+        time.sleep(0.05)
+    batch_cancel(batch=batch)
+    worker.join(timeout=15)
+    generation = batch.generations.get()
+    assert generation.status == Status.CANCELED
+    assert "Nothing was charged" in generation.error
+    assert wallet_balance(team) == before
