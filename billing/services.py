@@ -12,8 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import BigIntegerField, ExpressionWrapper, F, Sum
+from django.utils import timezone
 
 from . import alerts, ledger_sql
 from .models import Hold, LedgerEntry, MemberCap, UsageRecord, Wallet
@@ -182,27 +183,17 @@ def hold_place(
     price = unit_price(tier=tier, size=size, provider=provider, model=model)
     total = price * _positive_count(count)
     member_id = _pk(member)
-    # Built before the transaction starts: on SQLite it holds the write lock.
-    hold = Hold(
-        member_id=member_id,
-        tier=tier,
-        size=size,
-        provider=provider,
-        model=model,
-        unit_price=price,
-        count=count,
-        key=key,
-    )
-    entry = LedgerEntry(
-        kind=LedgerEntry.Kind.HOLD,
-        available_delta=-total,
-        held_delta=total,
-        member_id=member_id,
-        tier=tier,
-        size=size,
-        images=count,
-        idempotency_key=f"hold:{key}",
-    )
+    hold_values = {
+        "member_id": member_id,
+        "tier": tier,
+        "size": size,
+        "provider": provider,
+        "model": model,
+        "unit_price": price,
+        "count": count,
+        "key": key,
+        "created": timezone.now(),
+    }
     try:
         with transaction.atomic():
             row = ledger_sql.fetch_one(
@@ -224,10 +215,25 @@ def hold_place(
                     tier=tier,
                     total=total,
                 )
-            hold.wallet_id = entry.wallet_id = wallet_id
-            hold.save(force_insert=True)  # a repeated key fails here, undoing the UPDATE
-            entry.hold = hold
-            entry.save(force_insert=True)
+            hold_values["wallet_id"] = wallet_id
+            # A repeated key fails here on the unique index, undoing the UPDATE.
+            hold_id = ledger_sql.insert(Hold, hold_values)
+            ledger_sql.insert(
+                LedgerEntry,
+                {
+                    "wallet_id": wallet_id,
+                    "kind": LedgerEntry.Kind.HOLD,
+                    "available_delta": -total,
+                    "held_delta": total,
+                    "member_id": member_id,
+                    "tier": tier,
+                    "size": size,
+                    "images": count,
+                    "hold_id": hold_id,
+                    "idempotency_key": f"hold:{key}",
+                    "created": hold_values["created"],
+                },
+            )
             if available < threshold and not alerted:
                 alerts.low_balance_check(wallet_id=wallet_id)
     except _Repeat as repeat:
@@ -237,6 +243,8 @@ def hold_place(
         if existing is None:
             raise
         return existing
+    hold = Hold(pk=hold_id, **hold_values)
+    hold._state.adding, hold._state.db = False, connection.alias
     return hold
 
 
@@ -281,28 +289,37 @@ def _settle(*, hold_id: int, images: int, key: str, kind: str) -> bool:
                 )
             if moved is None:
                 raise Refusal("The wallet holds fewer credits than this hold claims.", "invalid")
-            LedgerEntry(
-                wallet_id=wallet_id,
-                kind=kind,
-                available_delta=0 if capture else amount,
-                held_delta=-amount,
-                member_id=member_id,
-                tier=tier,
-                size=size,
-                images=images,
-                hold_id=hold_id,
-                idempotency_key=ledger_key,
-            ).save(force_insert=True)
+            now = timezone.now()
+            ledger_sql.insert(
+                LedgerEntry,
+                {
+                    "wallet_id": wallet_id,
+                    "kind": kind,
+                    "available_delta": 0 if capture else amount,
+                    "held_delta": -amount,
+                    "member_id": member_id,
+                    "tier": tier,
+                    "size": size,
+                    "images": images,
+                    "hold_id": hold_id,
+                    "idempotency_key": ledger_key,
+                    "created": now,
+                },
+            )
             if capture:
-                UsageRecord(
-                    wallet_id=wallet_id,
-                    member_id=member_id,
-                    tier=tier,
-                    size=size,
-                    images=images,
-                    credits=amount,
-                    key=ledger_key,
-                ).save(force_insert=True)
+                ledger_sql.insert(
+                    UsageRecord,
+                    {
+                        "wallet_id": wallet_id,
+                        "member_id": member_id,
+                        "tier": tier,
+                        "size": size,
+                        "images": images,
+                        "credits": amount,
+                        "key": ledger_key,
+                        "created": now,
+                    },
+                )
             else:
                 available, threshold, alerted = moved
                 if alerted and available >= threshold:
