@@ -29,9 +29,21 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 @admin.register(Price)
 class PriceAdmin(admin.ModelAdmin):
-    list_display = ["tier", "size", "credits"]
+    """Blank provider and model: the tier's default. A provider (and model) row overrides it."""
+
+    list_display = ["tier", "size", "provider_display", "model_display", "credits"]
     list_editable = ["credits"]
-    list_filter = ["tier"]
+    list_filter = ["tier", "provider"]
+    search_fields = ["provider", "model"]
+    fields = ["tier", "size", "provider", "model", "credits"]
+
+    @admin.display(description="provider", ordering="provider")
+    def provider_display(self, obj):
+        return obj.provider or "any"
+
+    @admin.display(description="model", ordering="model")
+    def model_display(self, obj):
+        return obj.model or "any"
 
 
 @admin.register(CreditPack)

@@ -6,8 +6,9 @@ from dataclasses import dataclass, field
 
 from django.db.models import Q, Sum
 
-from .models import LedgerEntry, MemberCap, Price, UsageRecord, Wallet
+from .models import LedgerEntry, MemberCap, UsageRecord, Wallet
 from .periods import period_start
+from .prices import price_lookup
 from .services import TIER_LABELS, limits_left
 
 # The "all-Pro" counterfactual for the tiering-savings figure: a Flash draft
@@ -128,12 +129,7 @@ def usage_report(team, *, period: str, member=None) -> UsageReport:
         )
         .order_by("member__username", "tier", "size")
     )
-    all_pro_price = (
-        Price.objects.filter(tier=ALL_PRO_TIER, size=ALL_PRO_SIZE)
-        .values_list("credits", flat=True)
-        .first()
-        or 0
-    )
+    all_pro_price = price_lookup(tier=ALL_PRO_TIER, size=ALL_PRO_SIZE) or 0
     report = UsageReport(period=period)
     for group in grouped:
         row = UsageRow(

@@ -180,6 +180,7 @@ def hold_place(
     the member has caps), the hold and its ledger entry. Caps and budget are
     read only when there are any, after that UPDATE, so under its lock.
     """
+    provider, model = (provider or "").strip().lower(), (model or "").strip()
     price = unit_price(tier=tier, size=size, provider=provider, model=model)
     total = price * _positive_count(count)
     member_id = _pk(member)
