@@ -97,3 +97,14 @@ def backend_set(*, team, tier: str, value: str, member) -> Backend:
         },
     )
     return backend
+
+
+def team_quote(*, team, tier: str, size: str, count: int) -> tuple[int, Backend]:
+    """What `count` images would cost this team on the backend its tier uses."""
+    from billing.services import quote
+
+    backend = backend_for(team, tier)
+    credits = quote(
+        tier=tier, size=size, count=count, provider=backend.provider, model=backend.model
+    )
+    return credits, backend

@@ -179,7 +179,14 @@ def _create_batch(
     if to_render:
         try:
             hold = hold_place(
-                team=team, member=member, tier=tier, size=size, count=to_render, key=batch.hold_key
+                team=team,
+                member=member,
+                tier=tier,
+                size=size,
+                count=to_render,
+                key=batch.hold_key,
+                provider=backend.provider,
+                model=backend.model,
             )
         except Refusal as refusal:
             code = (

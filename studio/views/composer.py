@@ -12,8 +12,9 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from billing.selectors import member_limits, wallet_balance
-from billing.services import Refusal, quote
+from billing.services import Refusal
 from generation import catalog
+from generation.backends import team_quote
 from generation.models import Generation, Project
 from generation.requests import InvalidRequest, parse_batch_request
 from generation.selectors import batch_grid, references_for_team
@@ -122,7 +123,12 @@ def price_line(request, slug):
         context["problem"] = next(iter(invalid.errors.values()))
         return render(request, "studio/gallery/_price.html", context)
     try:
-        price = quote(tier=batch_request.tier, size=batch_request.size, count=batch_request.total)
+        price, backend = team_quote(
+            team=access.team,
+            tier=batch_request.tier,
+            size=batch_request.size,
+            count=batch_request.total,
+        )
     except Refusal as refusal:
         context["problem"] = refusal.message
         return render(request, "studio/gallery/_price.html", context)
@@ -130,6 +136,7 @@ def price_line(request, slug):
         count=batch_request.total,
         tier_label=catalog.TIER_LABELS[batch_request.tier],
         size=batch_request.size,
+        backend=backend.label,
         price=price,
         short=price > context["available"],
         limits=member_limits(access.team, request.user),

@@ -12,8 +12,9 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from billing.selectors import wallet_balance
-from billing.services import Refusal, quote
+from billing.services import Refusal
 from generation import catalog
+from generation.backends import team_quote
 from generation.models import Batch, Generation, Status
 from generation.selectors import batch_changes, batch_grid, from_micros, generations_selected
 from generation.services import (
@@ -108,7 +109,11 @@ def _promote_page(request, *, access, drafts, next_url, error="", status=200):
     options = []
     for size in PROMOTE_SIZES:
         try:
-            price = quote(tier=catalog.PRO, size=size, count=len(ready)) if ready else 0
+            price = (
+                team_quote(team=access.team, tier=catalog.PRO, size=size, count=len(ready))[0]
+                if ready
+                else 0
+            )
         except Refusal:
             price = None
         options.append({"size": size, "price": price})

@@ -65,3 +65,25 @@ def test_a_choice_the_site_withdrew_falls_back_to_the_default(owner, team, setti
     assert backend_for(team, "flash").provider == "openai"
     settings.BACKEND_CHOICES = []
     assert backend_for(team, "flash").provider == settings.FLASH_PROVIDER
+
+
+def test_the_backends_price_is_quoted_and_held(owner, team, client_for):
+    from billing.models import Price
+    from billing.selectors import wallet_balance
+
+    Price.objects.create(
+        tier="flash", size="1K", provider="openai", model="gpt-image-1-mini", credits=40
+    )
+    TeamBackend.objects.create(team=team, tier="flash", provider="openai", model="gpt-image-1-mini")
+    price_line = client_for(owner).get(
+        reverse("composer-price", args=[team.slug]),
+        {"prompt": "fox", "tier": "flash", "size": "1K", "aspect": "1:1", "count": "3"},
+    )
+    assert "120 credits" in price_line.content.decode()
+    assert "OpenAI" in price_line.content.decode()
+    wallet_top_up(team=team, amount=1_000, actor=owner, note="t", idempotency_key="t2")
+    request = parse_batch_request(
+        {"prompt": "fox", "tier": "flash", "size": "1K", "aspect": "1:1", "count": 3}
+    )
+    batch_submit(team=team, member=owner, request=request)
+    assert wallet_balance(team) == (1_000 - 120, 120)
