@@ -1,10 +1,15 @@
 """Every write to credits: quotes, holds, captures, releases, top-ups, cache hits.
 
 This is the boundary generation calls; nothing else touches a wallet. Each
-function that moves credits writes its ledger entry first, under a unique
-idempotency key, so a repeated call fails on that key and moves nothing.
-The wallet's cached figures change only by conditional UPDATEs checked by
-row count (`available >= amount`), never by saving a value read in Python.
+function that moves credits writes its ledger entry, under a unique
+idempotency key, in the same transaction as the move, so a repeated call
+fails on that key and the whole step is undone: it moves nothing.
+The wallet's cached figures change only by conditional UPDATEs that must
+match a row (`available >= amount`), never by saving a value read in Python.
+
+Holds and settlements are on the path of every image, so their common case
+is a few statements in one transaction (see ledger_sql); the slower reads
+that explain a refusal run only when a conditional UPDATE did not match.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from django.db import connection, transaction
 
 from billing.models import Hold, LedgerEntry, Wallet
 from billing.selectors import wallet_balance, wallets_reconcile
-from billing.services import Refusal, hold_capture, hold_place, hold_release
+from billing.services import Refusal, hold_capture, hold_place, hold_release, member_cap_set
 
 from .conftest import fund
 
@@ -126,3 +126,43 @@ def test_eight_concurrent_submitters_never_see_database_is_locked(team, owner, t
         assert results == ["done"] * 8, results
     assert wallet_balance(team) == (100_000 - 24 * 3 * 67, 0)
     assert "0 mismatched" in reconcile_output()
+
+
+def needs_postgres():
+    if connection.vendor != "postgresql":
+        pytest.skip("Needs PostgreSQL (set DATABASE_URL=postgres://…) for racing writers.")
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_racing_holds_of_a_capped_member_stop_exactly_at_the_cap(team, owner, teammate):
+    """Caps are read under the wallet row's lock, which the balance UPDATE takes first."""
+    needs_postgres()
+    fund(team, 100_000)
+    member_cap_set(team=team, member=teammate, period="day", tier="pro", credits=5 * 134)
+    results = run_threads(
+        30, lambda i: place(team, teammate, f"capped-{i}"), threading.Semaphore(PG_CONNECTIONS)
+    )
+    assert results.count("held") == 5, results
+    assert results.count("member_cap") == 25, results
+    assert wallet_balance(team) == (100_000 - 5 * 134, 5 * 134)
+    assert all(check.ok for check in wallets_reconcile())
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_the_same_hold_key_racing_takes_one_hold(team, owner):
+    needs_postgres()
+    fund(team, 10_000)
+
+    def same(_i):
+        with transaction.atomic():
+            return hold_place(
+                team=team, member=owner, tier="pro", size="1K", count=2, key="one-batch"
+            ).pk
+
+    results = run_threads(12, same, threading.Semaphore(PG_CONNECTIONS))
+    assert not [r for r in results if isinstance(r, Exception)], results
+    assert len(set(results)) == 1 and Hold.objects.count() == 1
+    assert wallet_balance(team) == (10_000 - 268, 268)
+    assert LedgerEntry.objects.filter(kind="hold").count() == 1
