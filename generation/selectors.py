@@ -248,7 +248,10 @@ def _cursor_filter(queryset, cursor: tuple[datetime, int] | None):
     if cursor is None:
         return queryset
     created, pk = cursor
-    return queryset.filter(Q(created__lt=created) | Q(created=created, pk__lt=pk))
+    # The separate `created <= cursor` term lets the database seek straight to
+    # the cursor in the (team, created, id) index; the OR alone makes it scan
+    # every newer row first, so deep pages got slower the deeper they were.
+    return queryset.filter(created__lte=created).filter(Q(created__lt=created) | Q(pk__lt=pk))
 
 
 def encode_cursor(created: datetime, pk: int) -> str:
