@@ -93,7 +93,10 @@ def render_image(request: RenderRequest) -> Image.Image:
         canvas.pattern(fine=True)
         canvas.light()
         canvas.vignette()
-    return canvas.image.resize((width, height), Image.Resampling.BICUBIC)
+    # ImageDraw does not anti-alias: soften the working picture by less than
+    # a pixel so its stair-steps do not become blocks when scaled up.
+    softened = canvas.image.filter(ImageFilter.GaussianBlur(0.6))
+    return softened.resize((width, height), Image.Resampling.BICUBIC)
 
 
 def _palette(prompt: str, reference_colors: list[RGB]) -> list[RGB]:
