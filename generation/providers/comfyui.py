@@ -25,7 +25,6 @@ Routes and shapes follow ComfyUI's server.py and execution.py.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import re
 import time
@@ -33,7 +32,6 @@ import uuid
 from pathlib import Path
 
 import httpx
-from PIL import Image
 
 from generation import catalog
 
@@ -44,6 +42,7 @@ from .base import (
     RenderResult,
     TransientError,
 )
+from .wire import sniff_mime_type, verified_mime_type
 
 # `{{name}}` anywhere in a string input. A string that is exactly one
 # placeholder becomes the value itself (a number for seed, width and height);
@@ -113,7 +112,7 @@ class ComfyUIProvider:
             )
         return RenderResult(
             image=image,
-            mime_type=_verified_mime_type(image),
+            mime_type=verified_mime_type(image, vendor="ComfyUI"),
             model=request.model,
             usage={"prompt_id": prompt_id, "workflow": path.name},
             text=note,
@@ -123,7 +122,7 @@ class ComfyUIProvider:
 
     def _upload(self, client: httpx.Client, data: bytes) -> str:
         """Upload one reference; the name a LoadImage node must use for it."""
-        mime_type = _sniff_mime_type(data)
+        mime_type = sniff_mime_type(data)
         if mime_type is None:
             raise PermanentError(
                 "A reference image is not a PNG, JPEG or WebP file.",
@@ -466,26 +465,3 @@ def _json(response: httpx.Response) -> dict:
             detail=f"{response.request.url.path}: {response.text[:300]!r}",
         )
     return answer if isinstance(answer, dict) else {}
-
-
-def _sniff_mime_type(data: bytes) -> str | None:
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "image/png"
-    if data.startswith(b"\xff\xd8\xff"):
-        return "image/jpeg"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    return None
-
-
-def _verified_mime_type(image: bytes) -> str:
-    try:
-        with Image.open(io.BytesIO(image)) as opened:
-            image_format = opened.format
-            opened.verify()
-    except Exception as error:  # Pillow raises many kinds for broken files
-        raise PermanentError(
-            "ComfyUI sent an image that could not be read.",
-            detail=f"{type(error).__name__}: {error}; {len(image)} bytes starting {image[:16]!r}",
-        )
-    return Image.MIME.get(image_format or "", "application/octet-stream")

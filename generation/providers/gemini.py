@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import base64
 import binascii
-import email.utils
 import io
 import json
 import re
-import time
 
 import httpx
 from PIL import Image
@@ -27,6 +25,7 @@ from .base import (
     RenderResult,
     TransientError,
 )
+from .wire import retry_after_header, sniff_mime_type, transport_errors, verified_mime_type
 
 MAX_REFERENCES = 14
 # Inline data is limited per image; bigger references are re-encoded to fit.
@@ -87,19 +86,8 @@ class GeminiProvider:
             )
         url = f"{self.api_base}/v1beta/models/{request.model}:generateContent"
         body = request_body(request)
-        try:
-            with httpx.Client(timeout=self.timeout) as client:
-                response = client.post(url, json=body, headers={"x-goog-api-key": self.api_key})
-        except httpx.TimeoutException as error:
-            raise TransientError(
-                "Gemini did not answer in time; the image will be retried.",
-                detail=f"{type(error).__name__}: {error}",
-            )
-        except httpx.TransportError as error:
-            raise TransientError(
-                "Gemini could not be reached; the image will be retried.",
-                detail=f"{type(error).__name__}: {error}",
-            )
+        with transport_errors("Gemini"), httpx.Client(timeout=self.timeout) as client:
+            response = client.post(url, json=body, headers={"x-goog-api-key": self.api_key})
         if response.status_code != 200:
             raise http_error(response, model=request.model)
         return parse_answer(response.content, model=request.model)
@@ -125,16 +113,6 @@ def request_body(request: RenderRequest) -> dict:
             "seed": request.seed,
         },
     }
-
-
-def sniff_mime_type(data: bytes) -> str | None:
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "image/png"
-    if data.startswith(b"\xff\xd8\xff"):
-        return "image/jpeg"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    return None
 
 
 def _inline_reference(data: bytes) -> tuple[bytes, str]:
@@ -213,17 +191,9 @@ def _error_reason(error: dict) -> str:
 
 def _retry_after(response: httpx.Response, error: dict) -> float | None:
     """Seconds to wait: the Retry-After header, else the body's RetryInfo.retryDelay."""
-    header = response.headers.get("retry-after", "").strip()
-    if header:
-        try:
-            return max(0.0, float(header))
-        except ValueError:
-            try:
-                when = email.utils.parsedate_to_datetime(header)
-            except (TypeError, ValueError):
-                when = None
-            if when is not None:
-                return max(0.0, when.timestamp() - time.time())
+    header = retry_after_header(response)
+    if header is not None:
+        return header
     for detail in error.get("details") or ():
         if isinstance(detail, dict) and str(detail.get("@type", "")).endswith("RetryInfo"):
             match = re.fullmatch(r"\s*([\d.]+)s\s*", str(detail.get("retryDelay", "")))
@@ -280,21 +250,8 @@ def parse_answer(content: bytes, *, model: str) -> RenderResult:
         raise PermanentError(
             "Gemini sent an image that could not be read.", detail=f"bad base64: {error}"
         )
-    mime_type = _verified_mime_type(image)
+    mime_type = verified_mime_type(image, vendor="Gemini")
     return RenderResult(image=image, mime_type=mime_type, model=model, usage=usage, text=text)
-
-
-def _verified_mime_type(image: bytes) -> str:
-    try:
-        with Image.open(io.BytesIO(image)) as opened:
-            image_format = opened.format
-            opened.verify()
-    except Exception as error:  # Pillow raises many kinds for broken files
-        raise PermanentError(
-            "Gemini sent an image that could not be read.",
-            detail=f"{type(error).__name__}: {error}; {len(image)} bytes starting {image[:16]!r}",
-        )
-    return Image.MIME.get(image_format or "", "application/octet-stream")
 
 
 def _blocked(reason: str, explanation: str) -> BlockedError:

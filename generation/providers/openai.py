@@ -19,13 +19,9 @@ from __future__ import annotations
 
 import base64
 import binascii
-import email.utils
-import io
 import json
-import time
 
 import httpx
-from PIL import Image
 
 from .base import (
     BlockedError,
@@ -34,6 +30,7 @@ from .base import (
     RenderResult,
     TransientError,
 )
+from .wire import retry_after_header, sniff_mime_type, transport_errors, verified_mime_type
 
 # The gpt-image models take three output sizes (plus "auto", which leaves the
 # shape to the model). Our sizes and ratios map to the nearest shape by
@@ -112,29 +109,18 @@ class OpenAIProvider:
             )
         fields = request_fields(request, quality=self.qualities[request.tier])
         headers = {"Authorization": f"Bearer {self.api_key}"}
-        try:
-            with httpx.Client(timeout=self.timeout) as client:
-                if request.references:
-                    response = client.post(
-                        f"{self.api_base}/v1/images/edits",
-                        data={key: str(value) for key, value in fields.items()},
-                        files=reference_parts(request.references),
-                        headers=headers,
-                    )
-                else:
-                    response = client.post(
-                        f"{self.api_base}/v1/images/generations", json=fields, headers=headers
-                    )
-        except httpx.TimeoutException as error:
-            raise TransientError(
-                "OpenAI did not answer in time; the image will be retried.",
-                detail=f"{type(error).__name__}: {error}",
-            )
-        except httpx.TransportError as error:
-            raise TransientError(
-                "OpenAI could not be reached; the image will be retried.",
-                detail=f"{type(error).__name__}: {error}",
-            )
+        with transport_errors("OpenAI"), httpx.Client(timeout=self.timeout) as client:
+            if request.references:
+                response = client.post(
+                    f"{self.api_base}/v1/images/edits",
+                    data={key: str(value) for key, value in fields.items()},
+                    files=reference_parts(request.references),
+                    headers=headers,
+                )
+            else:
+                response = client.post(
+                    f"{self.api_base}/v1/images/generations", json=fields, headers=headers
+                )
         if response.status_code != 200:
             raise http_error(response, model=request.model)
         return parse_answer(response.content, model=request.model)
@@ -155,7 +141,7 @@ def reference_parts(references: tuple[bytes, ...]) -> list[tuple[str, tuple[str,
     """One `image[]` file part per reference, typed by its content."""
     parts = []
     for number, data in enumerate(references, start=1):
-        mime_type = _sniff_mime_type(data)
+        mime_type = sniff_mime_type(data)
         if mime_type is None:
             raise PermanentError(
                 "A reference image is not a PNG, JPEG or WebP file.",
@@ -164,16 +150,6 @@ def reference_parts(references: tuple[bytes, ...]) -> list[tuple[str, tuple[str,
         filename = f"reference-{number}.{REFERENCE_TYPES[mime_type]}"
         parts.append(("image[]", (filename, data, mime_type)))
     return parts
-
-
-def _sniff_mime_type(data: bytes) -> str | None:
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "image/png"
-    if data.startswith(b"\xff\xd8\xff"):
-        return "image/jpeg"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    return None
 
 
 def http_error(
@@ -196,7 +172,7 @@ def http_error(
         )
     if status in RETRY_STATUSES:
         return TransientError(
-            TRANSIENT_MESSAGES[status], detail=detail, retry_after=_retry_after(response)
+            TRANSIENT_MESSAGES[status], detail=detail, retry_after=retry_after_header(response)
         )
     if status == 404 or code == "model_not_found":
         return PermanentError(
@@ -219,7 +195,7 @@ def http_error(
         return TransientError(
             "OpenAI had a server error; the image will be retried.",
             detail=detail,
-            retry_after=_retry_after(response),
+            retry_after=retry_after_header(response),
         )
     return PermanentError(f"OpenAI answered with an error (HTTP {status}).", detail=detail)
 
@@ -239,22 +215,6 @@ def _blocked(code: str, error: dict, detail: str) -> BlockedError:
     if categories and isinstance(categories, list):
         message += f" Flagged: {', '.join(str(category) for category in categories)}."
     return BlockedError(message, detail=detail, reason=code)
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    """Seconds to wait from Retry-After (seconds or an HTTP date), if given."""
-    header = response.headers.get("retry-after", "").strip()
-    if not header:
-        return None
-    try:
-        return max(0.0, float(header))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(header)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
 
 
 def parse_answer(content: bytes, *, model: str) -> RenderResult:
@@ -280,19 +240,11 @@ def parse_answer(content: bytes, *, model: str) -> RenderResult:
         raise PermanentError(
             "OpenAI sent an image that could not be read.", detail=f"bad base64: {error}"
         )
-    try:
-        with Image.open(io.BytesIO(image)) as opened:
-            image_format = opened.format
-            opened.verify()
-    except Exception as error:  # Pillow raises many kinds for broken files
-        raise PermanentError(
-            "OpenAI sent an image that could not be read.",
-            detail=f"{type(error).__name__}: {error}; {len(image)} bytes starting {image[:16]!r}",
-        )
+    mime_type = verified_mime_type(image, vendor="OpenAI")
     usage = answer.get("usage") if isinstance(answer.get("usage"), dict) else {}
     return RenderResult(
         image=image,
-        mime_type=Image.MIME.get(image_format or "", "application/octet-stream"),
+        mime_type=mime_type,
         model=model,
         usage=usage,
         text=str(first.get("revised_prompt") or ""),
