@@ -32,10 +32,11 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
 
 from tests.fakes.gemini_server import png
+from tests.fakes.local_server import LocalServer
 from tests.fakes.openai_server import Part, parse_multipart
 
 FAULT = re.compile(r"\[fault:([a-z_0-9]+)\]")
@@ -53,7 +54,7 @@ class Job:
 
 
 @dataclass
-class FakeComfyUI:
+class FakeComfyUI(LocalServer):
     run_seconds: float = 0.05
     jobs: dict[str, Job] = field(default_factory=dict)
     uploads: dict[str, Part] = field(default_factory=dict)
@@ -65,31 +66,9 @@ class FakeComfyUI:
     def __post_init__(self):
         self._lock = threading.Lock()
         self._files: dict[str, bytes] = {}
-        self._server: ThreadingHTTPServer | None = None
 
-    def start(self, port: int = 0) -> FakeComfyUI:
-        handler = type("Handler", (_Handler,), {"fake": self})
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> FakeComfyUI:
-        return self.start()
-
-    def __exit__(self, *exc_info) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+    def handler_class(self):
+        return _Handler
 
     def reset(self) -> None:
         with self._lock:

@@ -40,12 +40,13 @@ import re
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
 
 from PIL import Image
 
 from generation import catalog
+from tests.fakes.local_server import LocalServer
 
 DEFAULT_MODELS = ("gemini-3.1-flash-image", "gemini-3-pro-image", "gemini-nano-banana-2.1")
 SCENARIOS = frozenset(
@@ -97,7 +98,7 @@ class RecordedRequest:
 
 
 @dataclass
-class FakeGemini:
+class FakeGemini(LocalServer):
     api_key: str | None = "test-key"  # None accepts any key
     models: tuple[str, ...] = DEFAULT_MODELS
     model_scenarios: dict[str, str] = field(default_factory=dict)
@@ -110,35 +111,11 @@ class FakeGemini:
     def __post_init__(self):
         self._lock = threading.Lock()
         self._counts: dict[tuple, int] = {}
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
     # --- lifecycle -------------------------------------------------------------
 
-    def start(self, port: int = 0) -> FakeGemini:
-        handler = type("Handler", (_Handler,), {"fake": self})
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> FakeGemini:
-        return self.start()
-
-    def __exit__(self, *exc_info) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+    def handler_class(self):
+        return _Handler
 
     def reset(self) -> None:
         with self._lock:

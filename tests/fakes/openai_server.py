@@ -27,10 +27,11 @@ import time
 from dataclasses import dataclass, field
 from email.parser import BytesParser
 from email.policy import HTTP
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import urlsplit
 
 from tests.fakes.gemini_server import png
+from tests.fakes.local_server import LocalServer
 
 DEFAULT_MODELS = ("gpt-image-1", "gpt-image-1-mini", "gpt-image-1.5")
 SIZES = ("1024x1024", "1536x1024", "1024x1536", "auto")
@@ -90,7 +91,7 @@ class RecordedRequest:
 
 
 @dataclass
-class FakeOpenAI:
+class FakeOpenAI(LocalServer):
     api_key: str | None = "sk-test"  # None accepts any key
     models: tuple[str, ...] = DEFAULT_MODELS
     retry_after: str | None = "2"
@@ -100,31 +101,9 @@ class FakeOpenAI:
     def __post_init__(self):
         self._lock = threading.Lock()
         self._counts: dict[tuple, int] = {}
-        self._server: ThreadingHTTPServer | None = None
 
-    def start(self, port: int = 0) -> FakeOpenAI:
-        handler = type("Handler", (_Handler,), {"fake": self})
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> FakeOpenAI:
-        return self.start()
-
-    def __exit__(self, *exc_info) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+    def handler_class(self):
+        return _Handler
 
     def reset(self) -> None:
         with self._lock:
