@@ -113,7 +113,7 @@ def test_every_operation_in_the_schema_answers_as_documented(live_server, owner,
             for method, operation in item.items()
             if method in METHODS
         ]
-        # Every endpoint the brief names is described.
+        # Every endpoint the API promises is described.
         assert {(m, p) for p, m, _ in operations} >= {
             ("post", "/api/v1/batches"),
             ("get", "/api/v1/batches/{batch_id}"),
