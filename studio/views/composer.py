@@ -5,6 +5,7 @@ The price line and the errors come from the same parsing the submit uses
 """
 
 from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
@@ -15,6 +16,7 @@ from billing.selectors import member_limits, wallet_balance
 from billing.services import Refusal
 from generation import catalog
 from generation.backends import team_quote
+from generation.imaging import UPLOAD_MAX_BYTES
 from generation.models import Generation, Project
 from generation.requests import InvalidRequest, parse_batch_request
 from generation.selectors import batch_grid, references_for_team
@@ -201,7 +203,8 @@ def reference_new(request, slug):
     error = ""
     if upload is None:
         error = "Choose an image file to upload."
-    elif upload.size > 20 * 1024 * 1024:
+    elif upload.size > UPLOAD_MAX_BYTES:
+        # Refused before a byte of it is read into memory.
         error = "That file is larger than 20 MB; upload a smaller image."
     else:
         try:
@@ -216,6 +219,10 @@ def reference_new(request, slug):
         project = request.POST.get("project", "")
         if not project.isdigit():
             raise Http404
+        if error:
+            messages.error(request, error)
+        else:
+            messages.success(request, "The reference is in the team library.")
         return redirect("project", slug=slug, pk=int(project))
     context = {
         "references": references_for_team(access.team),

@@ -211,6 +211,22 @@ def test_reference_uploaded_on_the_spot_is_ticked(owner, team, project, client_f
     assert response.status_code == 400 and 'class="error"' in response.content.decode()
 
 
+def test_a_refused_upload_without_htmx_says_why_on_the_project_page(
+    owner, team, project, client_for
+):
+    bad = io.BytesIO(b"not an image")
+    bad.name = "x.png"
+    client = client_for(owner)
+    response = client.post(
+        reverse("reference-new", args=[team.slug]),
+        {"image": bad, "project": project.pk},
+        follow=True,
+    )
+    assert response.status_code == 200
+    assert "not an image we can read" in response.content.decode()
+    assert not team.references.exists()
+
+
 # --- the draft grid and its poll ---------------------------------------------------------
 
 
