@@ -88,8 +88,8 @@ def claim_next(lane: str) -> Generation | None:
             LaneTurn.objects.update_or_create(
                 lane=lane, member_id=member, defaults={"last_started": now}
             )
-            candidate.refresh_from_db()
-            return candidate
+            # What the render needs, in the one read that confirms the claim.
+            return Generation.objects.select_related("batch", "parent__asset").get(pk=candidate.pk)
     return None
 
 

@@ -129,10 +129,8 @@ def _create_batch(
         batch.references.set(references)
 
     now = timezone.now()
-    rows, cached = [], 0
-    for index, job in enumerate(jobs):
-        parent_hash = job.parent.asset.sha256 if job.parent and job.parent.asset else ""
-        print_ = fingerprint(
+    prints = [
+        fingerprint(
             provider=provider.name,
             model=model,
             prompt=job.prompt,
@@ -140,16 +138,22 @@ def _create_batch(
             size=size,
             aspect=job.aspect,
             reference_hashes=reference_hashes,
-            parent_hash=parent_hash,
+            parent_hash=job.parent.asset.sha256 if job.parent and job.parent.asset else "",
         )
-        hit = None
-        if not fresh:
-            hit = (
-                Generation.objects.filter(team=team, fingerprint=print_, status=Status.SUCCEEDED)
-                .exclude(asset=None)
-                .only("asset_id")
-                .first()
+        for job in jobs
+    ]
+    # One query for the whole grid: which of these renders are stored already.
+    stored = {}
+    if not fresh:
+        stored = dict(
+            Generation.objects.filter(
+                team=team, fingerprint__in=set(prints), status=Status.SUCCEEDED
             )
+            .exclude(asset=None)
+            .values_list("fingerprint", "asset_id")
+        )
+    rows, cached = [], 0
+    for index, (job, print_) in enumerate(zip(jobs, prints, strict=True)):
         row = Generation(
             batch=batch,
             team=team,
@@ -167,11 +171,11 @@ def _create_batch(
             created=now,
             changed_at=now,
         )
-        if hit:
+        if print_ in stored:
             cached += 1
             row.status = Status.SUCCEEDED
             row.cached = True
-            row.asset_id = hit.asset_id
+            row.asset_id = stored[print_]
             row.finished_at = now
         rows.append(row)
 
