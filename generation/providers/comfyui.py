@@ -42,7 +42,7 @@ from .base import (
     RenderResult,
     TransientError,
 )
-from .wire import sniff_mime_type, verified_mime_type
+from .wire import client_timeout, sniff_mime_type, verified_mime_type
 
 # `{{name}}` anywhere in a string input. A string that is exactly one
 # placeholder becomes the value itself (a number for seed, width and height);
@@ -73,11 +73,7 @@ class ComfyUIProvider:
         self.workflows = {tier: Path(path) for tier, path in workflows.items()}
         self.poll_seconds = poll_seconds
         self.deadline = deadline
-        if timeout is None:
-            timeout = REQUEST_TIMEOUT
-        elif not isinstance(timeout, httpx.Timeout):
-            timeout = httpx.Timeout(timeout, connect=min(timeout, 5.0))
-        self.timeout = timeout
+        self.timeout = client_timeout(timeout, default=REQUEST_TIMEOUT, connect=5.0)
         # One id per provider: ComfyUI uses it to address websocket messages.
         self.client_id = uuid.uuid4().hex
 

@@ -25,7 +25,13 @@ from .base import (
     RenderResult,
     TransientError,
 )
-from .wire import retry_after_header, sniff_mime_type, transport_errors, verified_mime_type
+from .wire import (
+    client_timeout,
+    retry_after_header,
+    sniff_mime_type,
+    transport_errors,
+    verified_mime_type,
+)
 
 MAX_REFERENCES = 14
 # Inline data is limited per image; bigger references are re-encoded to fit.
@@ -72,11 +78,7 @@ class GeminiProvider:
     ):
         self.api_key = api_key
         self.api_base = api_base.rstrip("/")
-        if timeout is None:
-            timeout = DEFAULT_TIMEOUT
-        elif not isinstance(timeout, httpx.Timeout):
-            timeout = httpx.Timeout(timeout, connect=min(timeout, 10.0))
-        self.timeout = timeout
+        self.timeout = client_timeout(timeout, default=DEFAULT_TIMEOUT, connect=10.0)
 
     def render(self, request: RenderRequest) -> RenderResult:
         if not self.api_key:

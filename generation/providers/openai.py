@@ -30,7 +30,13 @@ from .base import (
     RenderResult,
     TransientError,
 )
-from .wire import retry_after_header, sniff_mime_type, transport_errors, verified_mime_type
+from .wire import (
+    client_timeout,
+    retry_after_header,
+    sniff_mime_type,
+    transport_errors,
+    verified_mime_type,
+)
 
 # The gpt-image models take three output sizes (plus "auto", which leaves the
 # shape to the model). Our sizes and ratios map to the nearest shape by
@@ -90,11 +96,7 @@ class OpenAIProvider:
         self.api_key = api_key
         self.api_base = api_base.rstrip("/")
         self.qualities = {**DEFAULT_QUALITIES, **(qualities or {})}
-        if timeout is None:
-            timeout = DEFAULT_TIMEOUT
-        elif not isinstance(timeout, httpx.Timeout):
-            timeout = httpx.Timeout(timeout, connect=min(timeout, 10.0))
-        self.timeout = timeout
+        self.timeout = client_timeout(timeout, default=DEFAULT_TIMEOUT, connect=10.0)
 
     def render(self, request: RenderRequest) -> RenderResult:
         if not self.api_key:

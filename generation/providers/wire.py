@@ -12,6 +12,16 @@ from PIL import Image
 from .base import PermanentError, TransientError
 
 
+def client_timeout(timeout, *, default: httpx.Timeout, connect: float) -> httpx.Timeout:
+    """A provider's timeout: the default, or seconds (tests use short ones)
+    with the connect phase capped."""
+    if timeout is None:
+        return default
+    if isinstance(timeout, httpx.Timeout):
+        return timeout
+    return httpx.Timeout(timeout, connect=min(timeout, connect))
+
+
 def sniff_mime_type(data: bytes) -> str | None:
     """PNG, JPEG or WebP by their first bytes; None for anything else."""
     if data.startswith(b"\x89PNG\r\n\x1a\n"):

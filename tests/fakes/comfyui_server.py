@@ -32,11 +32,10 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
 
 from tests.fakes.gemini_server import png
-from tests.fakes.local_server import LocalServer
+from tests.fakes.local_server import LocalServer, QuietHandler
 from tests.fakes.openai_server import Part, parse_multipart
 
 FAULT = re.compile(r"\[fault:([a-z_0-9]+)\]")
@@ -174,22 +173,8 @@ def _node_error(class_type: str, message: str, details: str, input_name: str) ->
     }
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(QuietHandler):
     fake: FakeComfyUI
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format, *args):  # keep test output quiet
-        pass
-
-    def _send(self, status: int, payload: bytes, content_type="application/json") -> None:
-        try:
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-        except (BrokenPipeError, ConnectionResetError):
-            pass
 
     def _json(self, status: int, data) -> None:
         self._send(status, json.dumps(data).encode())
@@ -210,11 +195,11 @@ class _Handler(BaseHTTPRequestHandler):
             name = (query.get("filename") or [""])[0]
             data = self.fake.file(name) if (query.get("type") or [""])[0] == "output" else None
             if data is None:
-                self._send(404, b"404: Not Found", "text/plain")
+                self._send(404, b"404: Not Found", content_type="text/plain")
             else:
-                self._send(200, data, "image/png")
+                self._send(200, data, content_type="image/png")
         else:
-            self._send(404, b"404: Not Found", "text/plain")
+            self._send(404, b"404: Not Found", content_type="text/plain")
 
     def do_POST(self):
         path = urlsplit(self.path).path
@@ -224,7 +209,7 @@ class _Handler(BaseHTTPRequestHandler):
             fields, parts = parse_multipart(self.headers.get("Content-Type", ""), raw)
             images = [part for part in parts if part.name == "image"]
             if not images:
-                self._send(400, b"", "text/plain")
+                self._send(400, b"", content_type="text/plain")
                 return
             image = images[0]
             self.fake.uploads[image.filename] = image
@@ -236,18 +221,18 @@ class _Handler(BaseHTTPRequestHandler):
             job = self.fake.jobs.get(body.get("prompt_id", ""))
             if job is not None and not job.output:
                 job.stopped_by = job.stopped_by or "interrupt"
-            self._send(200, b"", "text/plain")
+            self._send(200, b"", content_type="text/plain")
         elif path == "/queue":
             for prompt_id in body.get("delete") or []:
                 self.fake.deletes.append(prompt_id)
                 job = self.fake.jobs.get(prompt_id)
                 if job is not None and not job.stopped_by:
                     job.stopped_by = "delete"
-            self._send(200, b"", "text/plain")
+            self._send(200, b"", content_type="text/plain")
         elif path == "/prompt":
             self._prompt(body)
         else:
-            self._send(404, b"404: Not Found", "text/plain")
+            self._send(404, b"404: Not Found", content_type="text/plain")
 
     def _prompt(self, body: dict) -> None:
         self.fake.submitted.append(body)
@@ -270,7 +255,7 @@ class _Handler(BaseHTTPRequestHandler):
         match = FAULT.search(text)
         scenario = match.group(1) if match else "ok"
         if scenario == "500":
-            self._send(500, b"500 Internal Server Error", "text/plain")
+            self._send(500, b"500 Internal Server Error", content_type="text/plain")
             return
         node_errors = _validate(workflow, self.fake.uploads)
         if scenario in ("node_errors", "partial_node_errors"):

@@ -40,13 +40,12 @@ import re
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
 
 from PIL import Image
 
 from generation import catalog
-from tests.fakes.local_server import LocalServer
+from tests.fakes.local_server import LocalServer, QuietHandler
 
 DEFAULT_MODELS = ("gemini-3.1-flash-image", "gemini-3-pro-image", "gemini-nano-banana-2.1")
 SCENARIOS = frozenset(
@@ -169,26 +168,11 @@ def png(width: int, height: int, seed_text: str) -> bytes:
     return buffer.getvalue()
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(QuietHandler):
+    content_type = "application/json; charset=UTF-8"
     fake: FakeGemini
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format, *args):  # keep test output quiet
-        pass
 
     # --- plumbing ---------------------------------------------------------------
-
-    def _send(self, status: int, payload: bytes, headers: dict | None = None) -> None:
-        try:
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json; charset=UTF-8")
-            self.send_header("Content-Length", str(len(payload)))
-            for name, value in (headers or {}).items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(payload)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the client gave up (a timeout test); nothing to tell it
 
     def _json(self, status: int, data: dict, headers: dict | None = None) -> None:
         self._send(status, json.dumps(data).encode(), headers)

@@ -1,13 +1,43 @@
 """The part every fake shares: serving its handler on 127.0.0.1 in a thread.
 
-A fake subclasses LocalServer and names its request handler in
-`handler_class()`; the handler reaches the fake as `self.fake`.
+A fake subclasses LocalServer and names its request handler (a
+QuietHandler) in `handler_class()`; the handler reaches the fake as
+`self.fake`.
 """
 
 from __future__ import annotations
 
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class QuietHandler(BaseHTTPRequestHandler):
+    """A request handler that logs nothing and survives clients that hang up."""
+
+    protocol_version = "HTTP/1.1"
+    content_type = "application/json"
+
+    def log_message(self, format, *args):  # keep test output quiet
+        pass
+
+    def _send(
+        self,
+        status: int,
+        payload: bytes,
+        headers: dict | None = None,
+        *,
+        content_type: str | None = None,
+    ) -> None:
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type or self.content_type)
+            self.send_header("Content-Length", str(len(payload)))
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(payload)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up (a timeout test); nothing to tell it
 
 
 class LocalServer:

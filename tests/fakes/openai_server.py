@@ -27,11 +27,10 @@ import time
 from dataclasses import dataclass, field
 from email.parser import BytesParser
 from email.policy import HTTP
-from http.server import BaseHTTPRequestHandler
 from urllib.parse import urlsplit
 
 from tests.fakes.gemini_server import png
-from tests.fakes.local_server import LocalServer
+from tests.fakes.local_server import LocalServer, QuietHandler
 
 DEFAULT_MODELS = ("gpt-image-1", "gpt-image-1-mini", "gpt-image-1.5")
 SIZES = ("1024x1024", "1536x1024", "1024x1536", "auto")
@@ -147,24 +146,8 @@ def parse_multipart(content_type: str, body: bytes) -> tuple[dict, list[Part]]:
     return fields, parts
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(QuietHandler):
     fake: FakeOpenAI
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format, *args):  # keep test output quiet
-        pass
-
-    def _send(self, status: int, payload: bytes, headers: dict | None = None) -> None:
-        try:
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            for name, value in (headers or {}).items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(payload)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the client gave up (a timeout test)
 
     def _error(self, status: int, code, kind: str, message: str, headers=None, **extra) -> None:
         error = {"message": message, "type": kind, "param": None, "code": code, **extra}
