@@ -92,7 +92,8 @@ def checkout_session_fetch(session_id: str) -> dict:
 def _purchase_for(session: dict) -> Purchase:
     metadata = session.get("metadata") or {}
     purchase = Purchase.objects.filter(session_id=session.get("id")).first()
-    if purchase is None and str(metadata.get("purchase", "")).isdigit():
+    reference = str(metadata.get("purchase", ""))
+    if purchase is None and reference.isascii() and reference.isdigit() and len(reference) <= 18:
         purchase = Purchase.objects.filter(pk=int(metadata["purchase"]), session_id=None).first()
     if purchase is None:
         raise PurchaseError(f"No purchase matches checkout session {session.get('id')}.")

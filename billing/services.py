@@ -14,6 +14,7 @@ that explain a refusal run only when a conditional UPDATE did not match.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -387,7 +388,7 @@ def parse_top_up_amount(amount) -> int:
     ceiling = settings.TOP_UP_CEILING
     if isinstance(amount, str):
         text = amount.strip().replace(",", "").replace("_", "")
-        if not text.lstrip("-").isdigit():
+        if not re.fullmatch(r"-?[0-9]{1,30}", text):
             raise Refusal(f"“{amount}” is not a whole number of credits.", "invalid")
         amount = int(text)
     if isinstance(amount, bool) or not isinstance(amount, int):

@@ -167,7 +167,11 @@ def _usage_scope(request, slug):
     if not access.manages_team:
         return access, request.user, period
     member_id = request.GET.get("member", "")
-    member = _members(access.team).filter(pk=member_id).first() if member_id.isdigit() else None
+    member = (
+        _members(access.team).filter(pk=member_id).first()
+        if member_id.isascii() and member_id.isdigit() and len(member_id) <= 18
+        else None
+    )
     return access, member, period
 
 

@@ -58,7 +58,9 @@ def choices(tier: str) -> list[Backend]:
     if configured:
         for entry in configured:
             parts = entry.split(":", 2)
-            if len(parts) == 3 and parts[0] == tier:
+            # An entry naming a provider we do not have is ignored, so a
+            # typo in the setting cannot route a team to a submit that fails.
+            if len(parts) == 3 and parts[0] == tier and parts[1] in PROVIDER_LABELS:
                 offered.append(Backend(tier, parts[1], parts[2]))
     else:
         offered.append(Backend(tier, "offline", site_default(tier).model))

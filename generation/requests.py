@@ -50,6 +50,21 @@ class BatchRequest:
         return "\n".join(self.prompts)
 
 
+def parse_id(value) -> int | None:
+    """A row id from a form or query string, or None.
+
+    ASCII digits only (str.isdigit also accepts "²", which int() refuses)
+    and at most 18 of them (a larger number overflows SQLite's integers).
+    """
+    text = str(value).strip()
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 18 else None
+
+
+def parse_ids(values, *, limit: int | None = None) -> list[int]:
+    ids = [i for i in map(parse_id, values) if i is not None]
+    return ids[:limit] if limit else ids
+
+
 def clean_prompt(raw: str) -> str:
     return CONTROL_CHARACTERS.sub("", raw or "").strip()
 

@@ -82,10 +82,6 @@ class Progress:
         return self.finished >= self.total
 
     @property
-    def percent(self) -> int:
-        return round(100 * self.finished / self.total) if self.total else 100
-
-    @property
     def done_percent(self) -> int:
         return round(100 * self.done / self.total) if self.total else 0
 
@@ -175,7 +171,6 @@ def _place_in_lane(tiles: list[Generation]) -> None:
         ahead = (
             Generation.objects.filter(tier=lane, status=Status.QUEUED)
             .filter(Q(created__lt=first.created) | Q(created=first.created, pk__lt=first.pk))
-            .exclude(pk__in=[g.pk for g in queued])
             .count()
         )
         for rank, tile in enumerate(queued):
@@ -294,7 +289,6 @@ class Changes:
     progress: Progress
     changed: list[Generation]
     since: int
-    tier: str
     settled: int  # images that finished (captured or released) in this window
     queued: list[Generation] = field(default_factory=list)
 
@@ -322,7 +316,6 @@ def batch_changes(*, team, pk: int, since: datetime | None) -> Changes | None:
         progress=progress,
         changed=[g for g in changed if not g.archived],
         since=_next_since(read_at),
-        tier=generations[0].tier,
         settled=settled,
         queued=[g for g in generations if g.status == Status.QUEUED and not g.archived],
     )

@@ -20,7 +20,7 @@ from .backends import backend_for
 from .imaging import clean_upload
 from .models import OUTSTANDING, Batch, Generation, Project, Reference, Status
 from .providers import provider_named
-from .requests import BatchRequest, InvalidRequest
+from .requests import BatchRequest, InvalidRequest, parse_ids
 from .storage import reference_store
 
 
@@ -341,8 +341,9 @@ def generation_star(*, generation: Generation, starred: bool) -> None:
 
 
 def generations_archive(*, team, generation_ids) -> int:
-    ids = [int(i) for i in generation_ids if str(i).isdigit()]
-    return Generation.objects.filter(team=team, pk__in=ids).update(archived=True)
+    return Generation.objects.filter(team=team, pk__in=parse_ids(generation_ids)).update(
+        archived=True
+    )
 
 
 def reference_upload(*, team, member, name: str, data: bytes) -> tuple[Reference, bool]:

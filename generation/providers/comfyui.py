@@ -92,7 +92,14 @@ class ComfyUIProvider:
                     workflow, values=placeholder_values(request, names), name=path.name
                 )
                 prompt_id = self._queue(client, workflow, name=path.name)
-                image_ref = self._follow(client, prompt_id, request, name=path.name)
+                try:
+                    image_ref = self._follow(client, prompt_id, request, name=path.name)
+                except BaseException:
+                    # However following ends early (cancel, deadline, an error
+                    # answer, the task's time limit), the job must not keep
+                    # the GPU busy while a retry queues another.
+                    self._stop(client, prompt_id)
+                    raise
                 image = self._fetch(client, image_ref)
         except httpx.TransportError as error:
             raise TransientError(
@@ -166,7 +173,6 @@ class ComfyUIProvider:
         give_up_at = time.monotonic() + self.deadline
         while True:
             if request.cancel_check is not None and request.cancel_check():
-                self._stop(client, prompt_id)
                 raise CanceledError(
                     "The render was canceled; ComfyUI was told to stop it.",
                     detail=f"prompt {prompt_id} deleted from the queue and interrupted",
@@ -180,7 +186,6 @@ class ComfyUIProvider:
                 if image_ref is not None:
                     return image_ref
             if time.monotonic() >= give_up_at:
-                self._stop(client, prompt_id)
                 raise TransientError(
                     f"ComfyUI did not finish the image within {self.deadline:.0f} seconds; "
                     "it was stopped and will be retried.",

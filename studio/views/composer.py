@@ -18,7 +18,7 @@ from generation import catalog
 from generation.backends import team_quote
 from generation.imaging import UPLOAD_MAX_BYTES
 from generation.models import Generation, Project
-from generation.requests import InvalidRequest, parse_batch_request
+from generation.requests import InvalidRequest, parse_batch_request, parse_id
 from generation.selectors import batch_grid, references_for_team
 from generation.services import SubmitRefused, batch_submit, reference_upload
 
@@ -216,14 +216,14 @@ def reference_new(request, slug):
         except SubmitRefused as refused:
             error = refused.message
     if not request.htmx:
-        project = request.POST.get("project", "")
-        if not project.isdigit():
+        project = parse_id(request.POST.get("project", ""))
+        if project is None:
             raise Http404
         if error:
             messages.error(request, error)
         else:
             messages.success(request, "The reference is in the team library.")
-        return redirect("project", slug=slug, pk=int(project))
+        return redirect("project", slug=slug, pk=project)
     context = {
         "references": references_for_team(access.team),
         "chosen_references": set(chosen),

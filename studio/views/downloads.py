@@ -14,6 +14,7 @@ from django.http import HttpResponseBadRequest, StreamingHttpResponse
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
+from generation.requests import parse_ids
 from generation.selectors import generations_for_download
 
 from ..teams import team_for_member
@@ -66,7 +67,7 @@ def zip_stream(generations):
 
 
 def _ids(values) -> list[int]:
-    return [int(value) for value in values if str(value).isdigit()][:MAX_IMAGES]
+    return parse_ids(values, limit=MAX_IMAGES)
 
 
 @login_required

@@ -16,6 +16,7 @@ from billing.services import Refusal
 from generation import catalog
 from generation.backends import team_quote
 from generation.models import Batch, Generation, Status
+from generation.requests import parse_ids
 from generation.selectors import batch_changes, batch_grid, from_micros, generations_selected
 from generation.services import (
     PROMOTE_SIZES,
@@ -87,7 +88,7 @@ def image_star(request, slug, pk):
 
 
 def _selected_ids(data) -> list[int]:
-    return [int(value) for value in data.getlist("ids") if str(value).isdigit()]
+    return parse_ids(data.getlist("ids"))
 
 
 @login_required

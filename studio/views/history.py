@@ -8,6 +8,7 @@ from django.views.decorators.http import require_GET
 
 from generation import catalog
 from generation.models import Status
+from generation.requests import parse_id
 from generation.selectors import HistoryFilters, decode_cursor, history_page
 
 from ..teams import team_for_member
@@ -30,7 +31,7 @@ def parse_filters(data) -> HistoryFilters:
         starred=data.get("starred") == "1",
         tier=tier if tier in catalog.TIERS else "",
         size=size if size in catalog.SCALE else "",
-        member_id=int(member) if member.isdigit() else None,
+        member_id=parse_id(member),
         status=status if status in Status.values else "",
         since=_date(data.get("from", "")),
         until=_date(data.get("to", "")),

@@ -6,11 +6,10 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from generation import catalog
+from generation.backends import PROVIDER_LABELS
 from generation.selectors import compare_pair, generation_detail
 
 from ..teams import team_for_member
-
-PROVIDER_LABELS = {"offline": "Offline renderer", "gemini": "Google Gemini"}
 
 
 @login_required

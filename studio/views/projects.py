@@ -6,7 +6,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from generation.models import Generation, Project
-from generation.requests import InvalidRequest
+from generation.requests import InvalidRequest, parse_id
 from generation.selectors import decode_cursor, project_grids, projects_for_team
 from generation.services import project_create
 
@@ -84,12 +84,10 @@ def project_page(request, slug, pk):
     access = team_for_member(request, slug)
     project = get_object_or_404(Project, team=access.team, pk=pk)
     values = {}
-    source = request.GET.get("from", "")
-    if source.isdigit():
+    source = parse_id(request.GET.get("from", ""))
+    if source is not None:
         generation = (
-            Generation.objects.filter(team=access.team, pk=int(source))
-            .select_related("batch")
-            .first()
+            Generation.objects.filter(team=access.team, pk=source).select_related("batch").first()
         )
         values = settings_from(generation) if generation else {}
     context = composer_context(team=access.team, project=project, values=values)

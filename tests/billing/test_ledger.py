@@ -287,3 +287,11 @@ def test_low_balance_emails_owners_and_admins_once_per_crossing(
         fund(team, 1_000, key="more")  # back above: the next crossing alerts again
         place(team, owner, tier="pro", size="4K", count=5, key="c")
     assert len(mail.outbox) == 2
+
+
+@pytest.mark.parametrize("amount", ["--5", "²", "1-2"])
+def test_odd_top_up_amounts_are_refused_in_words(amount):
+    from billing.services import Refusal, parse_top_up_amount
+
+    with pytest.raises(Refusal, match="not a whole number"):
+        parse_top_up_amount(amount)

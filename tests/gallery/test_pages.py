@@ -467,3 +467,10 @@ def test_cancel_releases_queued_images_and_returns_the_grid(
     assert "4 canceled" in body and "Cancel queued" not in body
     assert wallet_balance(team) == (200_000, 0)
     assert set(batch.generations.values_list("status", flat=True)) == {Status.CANCELED}
+
+
+def test_odd_ids_in_query_strings_are_ignored_not_a_server_error(owner, team, project, client_for):
+    client = client_for(owner)
+    assert client.get(reverse("history", args=[team.slug]), {"member": "²"}).status_code == 200
+    page = reverse("project", args=[team.slug, project.pk])
+    assert client.get(page, {"from": "9" * 25}).status_code == 200

@@ -109,3 +109,16 @@ def test_a_decompression_bomb_is_refused_before_decoding():
 def test_a_sixty_megabyte_file_is_refused_by_size():
     with pytest.raises(UnusableImage, match="up to 20 MB"):
         clean_upload(b"\x89PNG" + b"\0" * (60 * 1024 * 1024))
+
+
+@pytest.mark.parametrize("value", ["²", "٣x", "-1", "1e3", "", " ", "9" * 19, "abc"])
+def test_odd_ids_are_not_ids(value):
+    from generation.requests import parse_id
+
+    assert parse_id(value) is None
+
+
+def test_ids_are_parsed_and_limited():
+    from generation.requests import parse_ids
+
+    assert parse_ids(["3", "²", "x", "7", "12"], limit=2) == [3, 7]
