@@ -4,3 +4,6 @@ from django.apps import AppConfig
 class StudioConfig(AppConfig):
     name = "studio"
     verbose_name = "Studio"
+
+    def ready(self):
+        from .api import tokens  # noqa: F401 - connects the signal that revokes leavers' tokens

@@ -3,6 +3,8 @@
 from datetime import timedelta
 
 from django.db.models import Exists, OuterRef
+from django.db.models.signals import post_delete
+from django.dispatch import receiver
 from django.utils import timezone
 
 from ..models import ApiToken, Membership
@@ -74,11 +76,17 @@ def tokens_for_member(*, user, team) -> list[ApiToken]:
 
 def tokens_of_team(*, team) -> list[ApiToken]:
     """Every live token in the team, for its owners and admins to review."""
-    member = Membership.objects.filter(team=OuterRef("team_id"), user=OuterRef("user_id"))
     return list(
         ApiToken.objects.active()
         .filter(team=team)
-        .filter(Exists(member))
         .select_related("user")
         .order_by("user__username", "-created")
     )
+
+
+@receiver(post_delete, sender=Membership)
+def api_tokens_revoke_on_leaving(sender, instance, **kwargs):
+    """Leaving a team revokes its tokens for good: rejoining does not revive them."""
+    ApiToken.objects.filter(
+        team_id=instance.team_id, user_id=instance.user_id, revoked_at=None
+    ).update(revoked_at=timezone.now())

@@ -70,6 +70,9 @@ def test_a_token_stops_working_when_its_person_leaves_the_team(owner, teammate, 
     assert client.get("/api/v1/balance").status_code == 200
     Membership.objects.filter(team=team, user=teammate).delete()
     assert client.get("/api/v1/balance").status_code == 401
+    # Invited back, the old token stays revoked.
+    Membership.objects.create(team=team, user=teammate, role="member")
+    assert client.get("/api/v1/balance").status_code == 401
 
 
 def test_a_deactivated_account_cannot_use_its_tokens(owner, team):
