@@ -107,6 +107,8 @@
     if (dialog && event.detail.target && event.detail.target.id === "dialog-body" && !dialog.open) {
       dialog.showModal();
     }
+    // A poll replaces its own poller, which is then detached: nothing to set up.
+    if (!event.detail.target.isConnected) return;
     initComposers(event.detail.target.parentNode || document);
     updateSelection();
   });

@@ -7,8 +7,7 @@ fixes the team: another team's ids answer 404 like ids that do not exist.
 """
 
 from django.conf import settings
-from django.core.files.storage import default_storage
-from django.http import FileResponse, Http404, JsonResponse
+from django.http import Http404, JsonResponse
 from ninja import NinjaAPI, Query
 from ninja.errors import AuthenticationError, ValidationError
 from ninja.responses import Status as Reply
@@ -26,7 +25,7 @@ from generation.services import SubmitRefused, batch_cancel, batch_submit, gener
 
 from .. import throttle
 from ..models import Membership
-from ..views.media import download_name
+from ..views.media import download_name, serve_file
 from .auth import Caller, TokenAuth
 from .schemas import (
     BalanceOut,
@@ -351,16 +350,14 @@ def images_download(request, image_id: int):
     if generation.asset is None:
         raise ApiError(409, f"The image is {generation.get_status_display().lower()}; "
                        "only finished images can be downloaded.")  # fmt: skip
-    try:
-        handle = default_storage.open(generation.asset.original.name, "rb")
-    except FileNotFoundError:
-        raise Http404
-    response = FileResponse(
-        handle, content_type="image/png", as_attachment=True, filename=download_name(generation)
+    asset = generation.asset
+    return serve_file(
+        request,
+        asset.original.name,
+        "image/png",
+        f'"{asset.sha256}-original"',
+        attachment_name=download_name(generation),
     )
-    response["ETag"] = f'"{generation.asset.sha256}-original"'
-    response["X-Content-Type-Options"] = "nosniff"
-    return response
 
 
 # --- credits -------------------------------------------------------------------------

@@ -45,14 +45,10 @@ class _Pipe:
 
 def zip_stream(generations):
     pipe = _Pipe()
-    names: set[str] = set()
     # PNGs are already compressed: storing them is as small and much faster.
     with zipfile.ZipFile(pipe, "w", compression=zipfile.ZIP_STORED) as archive:
         for generation in generations:
-            name = download_name(generation)
-            if name in names:  # the same image in two selections keeps both entries
-                name = f"{generation.pk}_{name}"
-            names.add(name)
+            name = download_name(generation)  # unique: it ends with the image's id
             stamp = timezone.localtime(generation.finished_at or generation.created)
             info = zipfile.ZipInfo(name, date_time=stamp.timetuple()[:6])
             try:

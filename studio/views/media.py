@@ -29,7 +29,7 @@ def download_name(generation: Generation) -> str:
     return f"{words}_seed{generation.seed}_{generation.tier}-{generation.size}_{generation.pk}.png"
 
 
-def _serve(request, name: str, content_type: str, etag: str, *, attachment_name: str = ""):
+def serve_file(request, name: str, content_type: str, etag: str, *, attachment_name: str = ""):
     if request.headers.get("If-None-Match") == etag:
         response = HttpResponseNotModified()
     else:
@@ -61,7 +61,7 @@ def generation_image(request, slug: str, pk: int, kind: str):
     name = getattr(asset, KINDS[kind]).name
     content_type = CONTENT_TYPES.get(os.path.splitext(name)[1], "application/octet-stream")
     attachment = download_name(generation) if request.GET.get("download") else ""
-    return _serve(
+    return serve_file(
         request,
         name,
         content_type,
@@ -74,4 +74,4 @@ def generation_image(request, slug: str, pk: int, kind: str):
 def reference_image(request, slug: str, pk: int):
     access = team_for_member(request, slug)
     reference = get_object_or_404(Reference, pk=pk, team=access.team)
-    return _serve(request, reference.image.name, reference.mime_type, f'"{reference.sha256}"')
+    return serve_file(request, reference.image.name, reference.mime_type, f'"{reference.sha256}"')
