@@ -33,6 +33,11 @@ def dispatch(lane: str, generation_ids: list[int], *, countdown: float = 0) -> N
     transaction.on_commit(lambda: _send_tokens(lane, ids, countdown))
 
 
+def dispatch_now(lane: str, generation_ids: list[int]) -> None:
+    """Send tokens at once, outside any transaction (a token handing itself back)."""
+    _send_tokens(lane, list(generation_ids), 0)
+
+
 def _send_tokens(lane: str, generation_ids: list[int], countdown: float) -> None:
     from .tasks import run_lane
 
@@ -51,31 +56,41 @@ def _send_tokens(lane: str, generation_ids: list[int], countdown: float) -> None
         Generation.objects.filter(pk__in=generation_ids[:sent]).update(dispatched_at=timezone.now())
 
 
-def claim_next(lane: str) -> Generation | None:
-    """Claim the fairest runnable job in the lane, or None.
+def fairest_queued(lane: str, *, provider: str | None = None) -> Generation | None:
+    """The job the lane should run next, without claiming it.
 
     Fair: among members with runnable jobs, the one whose last job in this
-    lane started longest ago goes first; within a member, oldest first. The
-    claim is a conditional UPDATE (queued -> running) checked by row count,
-    so two workers never run the same job.
+    lane started longest ago goes first; within a member, oldest first.
+    """
+    now = timezone.now()
+    runnable = Generation.objects.filter(tier=lane, status=Status.QUEUED).exclude(
+        not_before__gt=now
+    )
+    if provider is not None:
+        runnable = runnable.filter(provider=provider)
+    members = set(runnable.values_list("member_id", flat=True).distinct())
+    if not members:
+        return None
+    turns = dict(
+        LaneTurn.objects.filter(lane=lane, member_id__in=members).values_list(
+            "member_id", "last_started"
+        )
+    )
+    member = min(members, key=lambda m: (turns.get(m) is not None, turns.get(m) or now, m))
+    return runnable.filter(member_id=member).order_by("created", "id").first()
+
+
+def claim_next(lane: str, *, provider: str | None = None) -> Generation | None:
+    """Claim the fairest runnable job in the lane (of one provider, if given), or None.
+
+    The claim is a conditional UPDATE (queued -> running) checked by row
+    count, so two workers never run the same job.
     """
     for _ in range(5):
-        now = timezone.now()
-        runnable = Generation.objects.filter(tier=lane, status=Status.QUEUED).exclude(
-            not_before__gt=now
-        )
-        members = set(runnable.values_list("member_id", flat=True).distinct())
-        if not members:
-            return None
-        turns = dict(
-            LaneTurn.objects.filter(lane=lane, member_id__in=members).values_list(
-                "member_id", "last_started"
-            )
-        )
-        member = min(members, key=lambda m: (turns.get(m) is not None, turns.get(m) or now, m))
-        candidate = runnable.filter(member_id=member).order_by("created", "id").first()
+        candidate = fairest_queued(lane, provider=provider)
         if candidate is None:
-            continue
+            return None
+        now = timezone.now()
         lease = now + timedelta(seconds=settings.GENERATION_LEASE_SECONDS)
         claimed = Generation.objects.filter(pk=candidate.pk, status=Status.QUEUED).update(
             status=Status.RUNNING,
@@ -86,7 +101,7 @@ def claim_next(lane: str) -> Generation | None:
         )
         if claimed:
             LaneTurn.objects.update_or_create(
-                lane=lane, member_id=member, defaults={"last_started": now}
+                lane=lane, member_id=candidate.member_id, defaults={"last_started": now}
             )
             # What the render needs, in the one read that confirms the claim.
             return Generation.objects.select_related("batch", "parent__asset").get(pk=candidate.pk)
