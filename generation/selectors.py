@@ -336,7 +336,7 @@ def batch_changes(*, team, pk: int, since: datetime | None) -> Changes | None:
     changed = [g for g in generations if since is None or g.changed_at > since]
     progress = progress_of(generations)
     _place_in_lane(generations)
-    batch = Batch(pk=pk, tier=generations[0].tier, team=team)
+    batch = Batch(pk=pk, tier=generations[0].tier, provider=generations[0].provider, team=team)
     grid = Grid(batch=batch, tiles=generations, progress=progress)
     _estimate(grid)
     settled = sum(1 for g in changed if g.status not in OUTSTANDING and not g.archived)
