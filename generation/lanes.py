@@ -56,11 +56,16 @@ def _send_tokens(lane: str, generation_ids: list[int], countdown: float) -> None
         Generation.objects.filter(pk__in=generation_ids[:sent]).update(dispatched_at=timezone.now())
 
 
-def fairest_queued(lane: str, *, provider: str | None = None) -> Generation | None:
-    """The job the lane should run next, without claiming it.
+def fairest_queued(
+    lane: str, *, provider: str | None = None, lock: bool = False
+) -> Generation | None:
+    """The job the lane should run next.
 
     Fair: among members with runnable jobs, the one whose last job in this
     lane started longest ago goes first; within a member, oldest first.
+    With `lock` (inside a transaction), the row is locked for the caller and
+    rows other claimers hold are skipped, so fifty threads claiming at once
+    each get a different job instead of all racing for the same one.
     """
     now = timezone.now()
     runnable = Generation.objects.filter(tier=lane, status=Status.QUEUED).exclude(
@@ -69,25 +74,31 @@ def fairest_queued(lane: str, *, provider: str | None = None) -> Generation | No
     if provider is not None:
         runnable = runnable.filter(provider=provider)
     members = set(runnable.values_list("member_id", flat=True).distinct())
-    if not members:
-        return None
     turns = dict(
         LaneTurn.objects.filter(lane=lane, member_id__in=members).values_list(
             "member_id", "last_started"
         )
     )
-    member = min(members, key=lambda m: (turns.get(m) is not None, turns.get(m) or now, m))
-    return runnable.filter(member_id=member).order_by("created", "id").first()
+    for member in sorted(members, key=lambda m: (turns.get(m) is not None, turns.get(m) or now, m)):
+        jobs = runnable.filter(member_id=member).order_by("created", "id")
+        if lock:
+            # PostgreSQL; SQLite ignores it, its write transactions run one at a time.
+            jobs = jobs.select_for_update(skip_locked=True, of=("self",))
+        candidate = jobs.first()
+        if candidate is not None:
+            return candidate
+    return None
 
 
 def claim_next(lane: str, *, provider: str | None = None) -> Generation | None:
     """Claim the fairest runnable job in the lane (of one provider, if given), or None.
 
-    The claim is a conditional UPDATE (queued -> running) checked by row
-    count, so two workers never run the same job.
+    None means no job is left to claim: a claim never loses a race, so every
+    lane token that finds work runs it. The queued -> running update stays
+    conditional and checked by row count all the same.
     """
-    for _ in range(5):
-        candidate = fairest_queued(lane, provider=provider)
+    with transaction.atomic():
+        candidate = fairest_queued(lane, provider=provider, lock=True)
         if candidate is None:
             return None
         now = timezone.now()
@@ -99,13 +110,13 @@ def claim_next(lane: str, *, provider: str | None = None) -> Generation | None:
             started_at=now,
             changed_at=now,
         )
-        if claimed:
-            LaneTurn.objects.update_or_create(
-                lane=lane, member_id=candidate.member_id, defaults={"last_started": now}
-            )
-            # What the render needs, in the one read that confirms the claim.
-            return Generation.objects.select_related("batch", "parent__asset").get(pk=candidate.pk)
-    return None
+        if not claimed:
+            return None
+        LaneTurn.objects.update_or_create(
+            lane=lane, member_id=candidate.member_id, defaults={"last_started": now}
+        )
+    # What the render needs, in the one read that confirms the claim.
+    return Generation.objects.select_related("batch", "parent__asset").get(pk=candidate.pk)
 
 
 def sweep(now=None) -> dict[str, int]:
