@@ -2,8 +2,10 @@
 
 `purchase_fulfil` is the only way a payment becomes credits. The webhook and
 the success page both call it; the ledger key `purchase:<id>` makes the
-second call (and every replay) a no-op. Stripe calls happen outside any
-database transaction.
+second call (and every replay) a no-op. Refunds and disputes are recorded on
+the purchase whenever Stripe delivers them, before or after the payment is
+credited, and crediting applies what is recorded: event order does not
+matter. Stripe calls happen outside any database transaction.
 """
 
 from __future__ import annotations
@@ -107,8 +109,54 @@ def _purchase_for(session: dict) -> Purchase:
     return purchase
 
 
+def _payment_intent_of(session: dict) -> str:
+    intent = session.get("payment_intent") or ""
+    return intent if isinstance(intent, str) else intent.get("id", "")
+
+
+def _payment_intent_link(session: dict) -> None:
+    """A completed session names its payment intent even before the payment clears."""
+    intent = _payment_intent_of(session)
+    if intent:
+        Purchase.objects.filter(session_id=session.get("id"), payment_intent="").update(
+            payment_intent=intent
+        )
+
+
+def purchase_link_payment(payment_intent: str) -> None:
+    """Make sure the purchase a payment intent paid for knows it, asking Stripe if need be.
+
+    Stripe delivers events in no set order, so a refund or a dispute can come
+    before checkout.session.completed, the first event that ties the payment
+    intent to a purchase. Stripe then says which Checkout Session made the
+    payment intent (sessions listed by payment intent), and the session's
+    metadata names the purchase. Talks to Stripe: call outside a transaction.
+    """
+    if not payment_intent or not stripe_enabled():
+        return
+    if Purchase.objects.filter(payment_intent=payment_intent).exists():
+        return
+    sessions = stripe_client().v1.checkout.sessions.list(
+        params={"payment_intent": payment_intent, "limit": 1}
+    )
+    for session in sessions.data:
+        session = as_dict(session)
+        try:
+            purchase = _purchase_for(session)
+        except PurchaseError as error:
+            log.info("Payment %s is not a purchase here: %s", payment_intent, error)
+            continue
+        Purchase.objects.filter(pk=purchase.pk, payment_intent="").update(
+            payment_intent=payment_intent, session_id=session["id"]
+        )
+
+
 def purchase_fulfil(session) -> bool:
-    """Credit the pack a paid Checkout Session bought. True only the first time."""
+    """Credit the pack a paid Checkout Session bought. True only the first time.
+
+    A refund recorded before this (Stripe sent it first) is taken back at once;
+    a dispute recorded before it has already frozen the wallet.
+    """
     session = as_dict(session)
     if session.get("payment_status") != "paid":
         return False
@@ -118,7 +166,7 @@ def purchase_fulfil(session) -> bool:
             status=Purchase.Status.PAID,
             fulfilled=purchase.fulfilled or timezone.now(),
             session_id=session["id"],
-            payment_intent=session.get("payment_intent") or purchase.payment_intent,
+            payment_intent=_payment_intent_of(session) or purchase.payment_intent,
         )
         _entry, created = credit_wallet(
             wallet=purchase.wallet,
@@ -136,6 +184,7 @@ def purchase_fulfil(session) -> bool:
 
 def purchase_payment_pending(session) -> None:
     session = as_dict(session)
+    _payment_intent_link(session)
     Purchase.objects.filter(session_id=session.get("id"), status=Purchase.Status.PENDING).update(
         status=Purchase.Status.PROCESSING
     )
@@ -143,6 +192,7 @@ def purchase_payment_pending(session) -> None:
 
 def purchase_payment_failed(session) -> None:
     session = as_dict(session)
+    _payment_intent_link(session)
     Purchase.objects.filter(
         session_id=session.get("id"),
         status__in=[Purchase.Status.PENDING, Purchase.Status.PROCESSING],
@@ -150,7 +200,10 @@ def purchase_payment_failed(session) -> None:
 
 
 def purchase_refunded(charge) -> bool:
-    """Record a charge's cumulative refund and claw back its not-yet-recovered credits."""
+    """Record a charge's cumulative refund and claw back its not-yet-recovered credits.
+
+    Before the pack is credited the refund is only recorded; crediting applies it.
+    """
     charge = as_dict(charge)
     purchase = Purchase.objects.filter(payment_intent=charge.get("payment_intent") or "-").first()
     if purchase is None:
@@ -218,7 +271,10 @@ def purchase_disputed(dispute) -> bool:
     if purchase is None:
         log.info("Dispute for a charge no purchase knows: %s", dispute.get("id"))
         return False
-    wallet_freeze(wallet=purchase.wallet, reason="a card payment is disputed")
+    # Whether or not the pack is credited yet: the wallet stops spending either way,
+    # and a second event about the same purchase neither freezes nor emails again.
+    if Purchase.objects.filter(pk=purchase.pk, disputed=None).update(disputed=timezone.now()):
+        wallet_freeze(wallet=purchase.wallet, reason="a card payment is disputed")
     return True
 
 
