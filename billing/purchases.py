@@ -11,6 +11,7 @@ matter. Stripe calls happen outside any database transaction.
 from __future__ import annotations
 
 import logging
+import time
 
 import stripe
 from django.conf import settings
@@ -49,8 +50,27 @@ def stripe_client() -> stripe.StripeClient:
     return stripe.StripeClient(settings.STRIPE_SECRET_KEY, max_network_retries=2, **options)
 
 
+# Stripe answered nothing usable. It may have carried the request out anyway,
+# so a retry sends the same idempotency key and gets that same session back.
+TRANSIENT_STRIPE_ERRORS = (stripe.APIConnectionError, stripe.APIError, stripe.RateLimitError)
+CHECKOUT_ATTEMPTS = 3
+CHECKOUT_RETRY_PAUSE = 0.5  # seconds, times the attempt number
+
+STRIPE_UNAVAILABLE = (
+    "Stripe, the card payment service, did not answer properly, so the payment could not "
+    "start. Nothing was charged: please try again in a few minutes."
+)
+STRIPE_MISCONFIGURED = (
+    "Card payments are not working on this studio right now, so the payment could not "
+    "start. Nothing was charged: please tell whoever runs the studio."
+)
+
+
 def purchase_start(*, team, pack: CreditPack, buyer, success_url: str, cancel_url: str) -> str:
-    """Open a Checkout Session for one pack and return the address to send the buyer to."""
+    """Open a Checkout Session for one pack and return the address to send the buyer to.
+
+    Refuses in words when Stripe cannot be used; the SDK's own text goes to the log.
+    """
     client = stripe_client()
     purchase = Purchase.objects.create(
         wallet=wallet_for(team),
@@ -61,28 +81,38 @@ def purchase_start(*, team, pack: CreditPack, buyer, success_url: str, cancel_ur
         currency=pack.currency,
     )
     metadata = {"pack": str(pack.pk), "purchase": str(purchase.pk), "team": str(team.pk)}
-    session = client.v1.checkout.sessions.create(
-        params={
-            "mode": "payment",
-            "client_reference_id": str(team.pk),
-            "line_items": [
-                {
-                    "quantity": 1,
-                    "price_data": {
-                        "currency": pack.currency,
-                        "unit_amount": pack.price,
-                        "product_data": {"name": f"{pack.name}: {pack.credits:,} credits"},
-                    },
-                }
-            ],
-            "metadata": metadata,
-            "payment_intent_data": {"metadata": metadata},
-            "success_url": f"{success_url}?session_id={{CHECKOUT_SESSION_ID}}",
-            "cancel_url": cancel_url,
-        },
-        # A network retry of this request returns the same session, not a second one.
-        options={"idempotency_key": f"checkout-purchase-{purchase.pk}"},
-    )
+    params = {
+        "mode": "payment",
+        "client_reference_id": str(team.pk),
+        "line_items": [
+            {
+                "quantity": 1,
+                "price_data": {
+                    "currency": pack.currency,
+                    "unit_amount": pack.price,
+                    "product_data": {"name": f"{pack.name}: {pack.credits:,} credits"},
+                },
+            }
+        ],
+        "metadata": metadata,
+        "payment_intent_data": {"metadata": metadata},
+        "success_url": f"{success_url}?session_id={{CHECKOUT_SESSION_ID}}",
+        "cancel_url": cancel_url,
+    }
+    # One key per purchase: every retry of it, the SDK's or ours, is the same session.
+    options = {"idempotency_key": f"checkout-purchase-{purchase.pk}"}
+    for attempt in range(1, CHECKOUT_ATTEMPTS + 1):
+        try:
+            session = client.v1.checkout.sessions.create(params=params, options=options)
+            break
+        except TRANSIENT_STRIPE_ERRORS as error:
+            log.warning("Checkout for purchase %s, attempt %s: %s", purchase.pk, attempt, error)
+            if attempt == CHECKOUT_ATTEMPTS:
+                raise Refusal(STRIPE_UNAVAILABLE, "unavailable") from error
+            time.sleep(CHECKOUT_RETRY_PAUSE * attempt)
+        except stripe.StripeError as error:
+            log.error("Stripe refused the checkout for purchase %s: %s", purchase.pk, error)
+            raise Refusal(STRIPE_MISCONFIGURED, "unavailable") from error
     Purchase.objects.filter(pk=purchase.pk).update(session_id=session.id)
     return session.url
 

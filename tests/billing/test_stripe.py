@@ -35,7 +35,8 @@ def ledger_reconciles():
 
 
 @pytest.fixture
-def fake_stripe(settings):
+def fake_stripe(settings, monkeypatch):
+    monkeypatch.setattr("billing.purchases.CHECKOUT_RETRY_PAUSE", 0.01)
     with FakeStripe() as fake:
         settings.STRIPE_SECRET_KEY = "sk_test_fake"
         settings.STRIPE_WEBHOOK_SECRET = SECRET
@@ -424,3 +425,45 @@ def test_refund_while_stripe_cannot_answer_waits_for_the_retry(
     assert deliver(client, "charge.refunded", refund, event_id="evt_wait").status_code == 200
     deliver(client, "checkout.session.completed", session)
     assert wallet_balance(team) == (0, 0)
+
+
+# Stripe unreachable, or answering garbage, when the checkout starts.
+
+
+def test_checkout_retries_garbage_with_the_same_idempotency_key(
+    fake_stripe, owner, team, pack, client_for
+):
+    fake_stripe.fail_next("garbage", "garbage")
+    session_id = start_checkout(client_for(owner), team, pack)
+    creates = [request for request in fake_stripe.requests if request["method"] == "POST"]
+    keys = {request["headers"]["Idempotency-Key"] for request in creates}
+    assert (len(creates), len(keys)) == (3, 1)
+    assert list(fake_stripe.sessions) == [session_id]  # one session, however many tries
+    assert Purchase.objects.get().session_id == session_id
+
+
+def test_checkout_survives_closed_connections(fake_stripe, owner, team, pack, client_for):
+    # Three drops exhaust the SDK's own retries; the next attempt goes through.
+    fake_stripe.fail_next("close", "close", "close")
+    session_id = start_checkout(client_for(owner), team, pack)
+    creates = [request for request in fake_stripe.requests if request["method"] == "POST"]
+    assert len(creates) == 4
+    assert len({request["headers"]["Idempotency-Key"] for request in creates}) == 1
+    assert list(fake_stripe.sessions) == [session_id]
+
+
+def test_checkout_that_stripe_never_answers_says_so_in_words(
+    fake_stripe, owner, team, pack, client_for
+):
+    fake_stripe.fail_next("garbage", "garbage", "garbage")
+    response = client_for(owner).post(
+        reverse("billing-buy", args=[team.slug]), {"pack": pack.pk}, follow=True
+    )
+    page = response.content.decode()
+    assert response.redirect_chain == [(reverse("billing", args=[team.slug]), 302)]
+    assert "did not answer properly" in page and "Nothing was charged" in page
+    assert "Invalid response body" not in page and "HTTP response code" not in page
+    assert ledger_count() == 0
+    # Trying again later is a new purchase attempt, and it goes through.
+    start_checkout(client_for(owner), team, pack)
+    assert Purchase.objects.filter(session_id__isnull=False).count() == 1
