@@ -10,7 +10,8 @@ from io import StringIO
 import pytest
 from django.core import mail
 from django.core.management import call_command
-from django.db import transaction
+from django.db import connection, transaction
+from django.test import Client
 from django.urls import reverse
 
 from billing.models import CreditPack, LedgerEntry, Purchase, StripeEvent, Wallet
@@ -19,6 +20,7 @@ from billing.services import Refusal, hold_place
 from tests.fakes.stripe_server import FakeStripe, signed_event
 
 from .conftest import fund, ledger_count
+from .test_concurrency import run_threads
 
 pytestmark = pytest.mark.django_db
 
@@ -467,3 +469,30 @@ def test_checkout_that_stripe_never_answers_says_so_in_words(
     # Trying again later is a new purchase attempt, and it goes through.
     start_checkout(client_for(owner), team, pack)
     assert Purchase.objects.filter(session_id__isnull=False).count() == 1
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_refund_racing_its_completion_and_its_own_retry_applies_once(
+    fake_stripe, owner, team, pack, client_for
+):
+    """Stripe delivers concurrently too: the completion, the refund and a retry at once."""
+    if connection.vendor != "postgresql":
+        pytest.skip("Needs PostgreSQL (set DATABASE_URL=postgres://…) for racing writers.")
+    rounds = 5
+    for round_ in range(rounds):
+        session = paid_checkout(fake_stripe, client_for, owner, team, pack)
+        refund = fake_stripe.refund(session["id"], 1000 if round_ % 2 else 400)
+        deliveries = [
+            ("checkout.session.completed", session, f"evt_completed_{round_}"),
+            ("charge.refunded", refund, f"evt_refund_{round_}"),
+            ("charge.refunded", refund, f"evt_refund_{round_}"),
+        ]
+        results = run_threads(
+            3, lambda i, d=deliveries: deliver(Client(), d[i][0], d[i][1], event_id=d[i][2])
+        )
+        assert [response.status_code for response in results] == [200, 200, 200], results
+    refunded = 10_000 * (rounds // 2) + 4_000 * (rounds - rounds // 2)
+    assert wallet_balance(team) == (10_000 * rounds - refunded, 0)
+    assert LedgerEntry.objects.filter(kind="refund").count() == rounds
+    assert LedgerEntry.objects.filter(kind="purchase").count() == rounds
