@@ -41,18 +41,30 @@ def stripe_enabled() -> bool:
     return bool(settings.STRIPE_SECRET_KEY)
 
 
+# Seconds per request. The SDK's default (80 s) outlasts gunicorn's 60 s; three
+# tries of this (the SDK retries a timeout twice) end before it.
+STRIPE_TIMEOUT = 10.0
+
+
 def stripe_client() -> stripe.StripeClient:
     if not stripe_enabled():
         raise Refusal("Card payments are not set up on this studio.", "invalid")
     options = {}
     if settings.STRIPE_API_BASE:
         options["base_addresses"] = {"api": settings.STRIPE_API_BASE}
-    return stripe.StripeClient(settings.STRIPE_SECRET_KEY, max_network_retries=2, **options)
+    return stripe.StripeClient(
+        settings.STRIPE_SECRET_KEY,
+        # Connection failures, timeouts and Stripe's 5xx: retried with the same
+        # idempotency key, so a request Stripe did carry out is not repeated.
+        max_network_retries=2,
+        http_client=stripe.new_default_http_client(timeout=STRIPE_TIMEOUT),
+        **options,
+    )
 
 
-# Stripe answered nothing usable. It may have carried the request out anyway,
-# so a retry sends the same idempotency key and gets that same session back.
-TRANSIENT_STRIPE_ERRORS = (stripe.APIConnectionError, stripe.APIError, stripe.RateLimitError)
+# An answer that is not JSON (a proxy's error page, a cut-off body) is the one
+# failure the SDK does not retry. Stripe may have made the session anyway, so
+# the retry sends the same idempotency key and gets that same session back.
 CHECKOUT_ATTEMPTS = 3
 CHECKOUT_RETRY_PAUSE = 0.5  # seconds, times the attempt number
 
@@ -105,11 +117,16 @@ def purchase_start(*, team, pack: CreditPack, buyer, success_url: str, cancel_ur
         try:
             session = client.v1.checkout.sessions.create(params=params, options=options)
             break
-        except TRANSIENT_STRIPE_ERRORS as error:
+        except stripe.APIError as error:
             log.warning("Checkout for purchase %s, attempt %s: %s", purchase.pk, attempt, error)
             if attempt == CHECKOUT_ATTEMPTS:
                 raise Refusal(STRIPE_UNAVAILABLE, "unavailable") from error
             time.sleep(CHECKOUT_RETRY_PAUSE * attempt)
+        except (stripe.APIConnectionError, stripe.RateLimitError) as error:
+            # Drops and timeouts the SDK has retried already; more would outlast the
+            # request. Stripe asking us to slow down is not helped by asking again.
+            log.warning("Checkout for purchase %s: %s", purchase.pk, error)
+            raise Refusal(STRIPE_UNAVAILABLE, "unavailable") from error
         except stripe.StripeError as error:
             log.error("Stripe refused the checkout for purchase %s: %s", purchase.pk, error)
             raise Refusal(STRIPE_MISCONFIGURED, "unavailable") from error

@@ -429,48 +429,6 @@ def test_refund_while_stripe_cannot_answer_waits_for_the_retry(
     assert wallet_balance(team) == (0, 0)
 
 
-# Stripe unreachable, or answering garbage, when the checkout starts.
-
-
-def test_checkout_retries_garbage_with_the_same_idempotency_key(
-    fake_stripe, owner, team, pack, client_for
-):
-    fake_stripe.fail_next("garbage", "garbage")
-    session_id = start_checkout(client_for(owner), team, pack)
-    creates = [request for request in fake_stripe.requests if request["method"] == "POST"]
-    keys = {request["headers"]["Idempotency-Key"] for request in creates}
-    assert (len(creates), len(keys)) == (3, 1)
-    assert list(fake_stripe.sessions) == [session_id]  # one session, however many tries
-    assert Purchase.objects.get().session_id == session_id
-
-
-def test_checkout_survives_closed_connections(fake_stripe, owner, team, pack, client_for):
-    # Three drops exhaust the SDK's own retries; the next attempt goes through.
-    fake_stripe.fail_next("close", "close", "close")
-    session_id = start_checkout(client_for(owner), team, pack)
-    creates = [request for request in fake_stripe.requests if request["method"] == "POST"]
-    assert len(creates) == 4
-    assert len({request["headers"]["Idempotency-Key"] for request in creates}) == 1
-    assert list(fake_stripe.sessions) == [session_id]
-
-
-def test_checkout_that_stripe_never_answers_says_so_in_words(
-    fake_stripe, owner, team, pack, client_for
-):
-    fake_stripe.fail_next("garbage", "garbage", "garbage")
-    response = client_for(owner).post(
-        reverse("billing-buy", args=[team.slug]), {"pack": pack.pk}, follow=True
-    )
-    page = response.content.decode()
-    assert response.redirect_chain == [(reverse("billing", args=[team.slug]), 302)]
-    assert "did not answer properly" in page and "Nothing was charged" in page
-    assert "Invalid response body" not in page and "HTTP response code" not in page
-    assert ledger_count() == 0
-    # Trying again later is a new purchase attempt, and it goes through.
-    start_checkout(client_for(owner), team, pack)
-    assert Purchase.objects.filter(session_id__isnull=False).count() == 1
-
-
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_refund_racing_its_completion_and_its_own_retry_applies_once(
@@ -496,3 +454,72 @@ def test_refund_racing_its_completion_and_its_own_retry_applies_once(
     assert wallet_balance(team) == (10_000 * rounds - refunded, 0)
     assert LedgerEntry.objects.filter(kind="refund").count() == rounds
     assert LedgerEntry.objects.filter(kind="purchase").count() == rounds
+
+
+# Stripe unreachable, or answering garbage, when the checkout starts.
+
+
+def test_checkout_retries_garbage_with_the_same_idempotency_key(
+    fake_stripe, owner, team, pack, client_for
+):
+    fake_stripe.fail_next("garbage", "garbage")
+    session_id = start_checkout(client_for(owner), team, pack)
+    tries = checkout_tries(fake_stripe)
+    assert (len(tries), len(set(tries))) == (3, 1)
+    assert list(fake_stripe.sessions) == [session_id]  # one session, however many tries
+    assert Purchase.objects.get().session_id == session_id
+
+
+def checkout_tries(fake_stripe) -> list[str]:
+    """The idempotency key of every session create request Stripe received."""
+    return [
+        request["headers"]["Idempotency-Key"]
+        for request in fake_stripe.requests
+        if request["method"] == "POST"
+    ]
+
+
+@pytest.mark.parametrize("faults", [("close", "close"), ("stall",), ("garbage", "close")])
+def test_checkout_survives_dropped_and_late_answers(
+    fake_stripe, owner, team, pack, client_for, monkeypatch, faults
+):
+    # Drops and timeouts are retried by the SDK, garbage by the checkout itself,
+    # each with the purchase's idempotency key.
+    monkeypatch.setattr("billing.purchases.STRIPE_TIMEOUT", 0.3)
+    fake_stripe.fail_next(*faults)
+    session_id = start_checkout(client_for(owner), team, pack)
+    tries = checkout_tries(fake_stripe)
+    assert (len(tries), len(set(tries))) == (len(faults) + 1, 1)
+    assert list(fake_stripe.sessions) == [session_id]
+
+
+@pytest.mark.parametrize("fault", ["garbage", "close"])
+def test_checkout_that_stripe_never_answers_says_so_in_words(
+    fake_stripe, owner, team, pack, client_for, fault
+):
+    fake_stripe.fail_next(fault, fault, fault)
+    response = client_for(owner).post(
+        reverse("billing-buy", args=[team.slug]), {"pack": pack.pk}, follow=True
+    )
+    page = response.content.decode()
+    assert response.redirect_chain == [(reverse("billing", args=[team.slug]), 302)]
+    assert "did not answer properly" in page and "Nothing was charged" in page
+    assert "Invalid response body" not in page and "HTTP response code" not in page
+    assert "Connection" not in page and "stripe.com" not in page
+    assert ledger_count() == 0
+    # Trying again later is a new purchase attempt, and it goes through.
+    start_checkout(client_for(owner), team, pack)
+    assert Purchase.objects.filter(session_id__isnull=False).count() == 1
+
+
+def test_checkout_stripe_refuses_tells_the_owner_to_ask_the_studio(
+    fake_stripe, owner, team, pack, client_for
+):
+    fake_stripe.fail_next("unauthorized")
+    response = client_for(owner).post(
+        reverse("billing-buy", args=[team.slug]), {"pack": pack.pk}, follow=True
+    )
+    page = response.content.decode()
+    assert "Card payments are not working on this studio" in page
+    assert "Invalid API Key" not in page and "sk_test" not in page
+    assert len(checkout_tries(fake_stripe)) == 1  # asking again would not help

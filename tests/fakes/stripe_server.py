@@ -18,8 +18,8 @@ in. `signed_event` builds that webhook delivery with the SDK's own types and
 signing scheme (`stripe.Event.construct_from`, `WebhookSignature`).
 
 `fail_next` makes the next requests fail the ways a real network to Stripe
-does, after Stripe has done the work: an answer that is not JSON, or a
-connection closed before the answer.
+does, after Stripe has done the work: an answer that is not JSON, a
+connection closed before the answer, or an answer too late.
 """
 
 from __future__ import annotations
@@ -69,6 +69,7 @@ class FakeStripe:
         self.by_idempotency_key: dict[str, str] = {}
         self.requests: list[dict] = []
         self.faults: list[str] = []
+        self.stall_seconds = 1.0
         self.lock = threading.Lock()
         fake = self
 
@@ -78,12 +79,26 @@ class FakeStripe:
 
             def _reply(self, status: int, body: dict) -> None:
                 fault = fake.faults.pop(0) if fake.faults else None
+                if fault == "stall":
+                    # Handled, but the answer comes later than the client waits.
+                    time.sleep(fake.stall_seconds)
                 if fault == "close":
                     # The request was handled but the connection drops before the
                     # answer, as a reset or a timeout on the way back does.
                     self.close_connection = True
                     self.connection.shutdown(2)
                     return
+                if fault == "unauthorized":
+                    # A revoked or mistyped secret key.
+                    status, body = (
+                        401,
+                        {
+                            "error": {
+                                "type": "invalid_request_error",
+                                "message": "Invalid API Key provided: sk_test_****fake",
+                            }
+                        },
+                    )
                 data = json.dumps(body).encode()
                 if fault == "garbage":
                     # What a proxy or a cut-off response hands the SDK: status 200, no JSON.
@@ -129,7 +144,7 @@ class FakeStripe:
         self.server.server_close()
 
     def fail_next(self, *faults: str) -> None:
-        """The next answers fail, one fault each: "garbage" or "close"."""
+        """The next answers fail, one fault each: "garbage", "close", "stall", "unauthorized"."""
         self.faults.extend(faults)
 
     def get(self, target: str) -> tuple[int, dict]:
