@@ -1,7 +1,7 @@
 from django import forms
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth import get_user_model
-from django.contrib.auth.forms import AuthenticationForm, UserCreationForm
+from django.contrib.auth.forms import AuthenticationForm, PasswordChangeForm, UserCreationForm
 from django.core.exceptions import ValidationError
 
 from . import throttle
@@ -54,3 +54,27 @@ class SignInForm(ThrottledSignIn, AuthenticationForm):
 
 class AdminSignInForm(ThrottledSignIn, AdminAuthenticationForm):
     pass
+
+
+class PasswordChangeWithLimitsForm(PasswordChangeForm):
+    """Django's password change, whose old-password check counts as a sign-in
+    attempt: a stolen session must not be a way to guess the password (and,
+    with it, change it and end every other session)."""
+
+    refusal: throttle.Throttled | None = None
+
+    def __init__(self, user, *args, request, **kwargs):
+        self.request = request
+        super().__init__(user, *args, **kwargs)
+
+    def clean_old_password(self):
+        username = self.user.get_username()
+        address = throttle.client_address(self.request)
+        try:
+            throttle.signin_attempt(username=username, address=address)
+        except throttle.Throttled as refusal:
+            self.refusal = refusal
+            raise ValidationError(refusal.message, code="throttled") from None
+        old_password = super().clean_old_password()  # raises when it is wrong
+        throttle.signin_succeeded(username=username, address=address)
+        return old_password

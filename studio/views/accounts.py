@@ -2,11 +2,11 @@
 
 from django.contrib import messages
 from django.contrib.auth import login
-from django.contrib.auth.views import LoginView
+from django.contrib.auth.views import LoginView, PasswordChangeView
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
-from ..forms import SignInForm, SignUpForm
+from ..forms import PasswordChangeWithLimitsForm, SignInForm, SignUpForm
 from ..services import InviteError, invite_accept, invite_find
 
 
@@ -30,6 +30,22 @@ class SignInView(LoginView):
     template_name = "studio/signin.html"
     authentication_form = SignInForm
     redirect_authenticated_user = True
+
+    def post(self, request, *args, **kwargs):
+        return refused_when_throttled(super().post(request, *args, **kwargs))
+
+
+class PasswordChange(PasswordChangeView):
+    """Django's password change. Its form_valid keeps this session signed in
+    (update_session_auth_hash); every other session of the person ends,
+    because Django checks each session's copy of the password hash on use."""
+
+    template_name = "studio/password.html"
+    form_class = PasswordChangeWithLimitsForm
+    success_url = "/account/password/done/"
+
+    def get_form_kwargs(self):
+        return {**super().get_form_kwargs(), "request": self.request}
 
     def post(self, request, *args, **kwargs):
         return refused_when_throttled(super().post(request, *args, **kwargs))

@@ -153,3 +153,19 @@ def test_a_wrong_old_password_changes_nothing(owner):
     assert response.status_code == 200
     assert "_auth_user_id" in laptop.session
     assert not laptop.get("/").get("Location", "").startswith("/signin/")
+
+
+def test_guessing_the_old_password_from_a_session_is_limited_like_sign_in(owner, settings):
+    settings.SIGNIN_ATTEMPTS_PER_MINUTE = 3
+    stolen = signed_in("olivia")
+    laptop = signed_in("olivia")
+    change = {"new_password1": NEW_PASSWORD, "new_password2": NEW_PASSWORD}
+    for n in range(3):
+        response = stolen.post("/account/password/", {"old_password": f"guess-{n}", **change})
+        assert response.status_code == 200
+    refused = stolen.post("/account/password/", {"old_password": PASSWORD, **change})
+    assert refused.status_code == 429
+    assert "Try again in" in refused.content.decode()
+    owner.refresh_from_db()
+    assert owner.check_password(PASSWORD)
+    assert not laptop.get("/").get("Location", "").startswith("/signin/")
