@@ -1,5 +1,5 @@
 from django import forms
-from django.contrib.admin.forms import AdminAuthenticationForm
+from django.contrib.admin.forms import AdminAuthenticationForm, AdminPasswordChangeForm
 from django.contrib.auth import get_user_model
 from django.contrib.auth.forms import AuthenticationForm, PasswordChangeForm, UserCreationForm
 from django.core.exceptions import ValidationError
@@ -56,8 +56,8 @@ class AdminSignInForm(ThrottledSignIn, AdminAuthenticationForm):
     pass
 
 
-class PasswordChangeWithLimitsForm(PasswordChangeForm):
-    """Django's password change, whose old-password check counts as a sign-in
+class OldPasswordLimits:
+    """Makes a password change's old-password check count as a sign-in
     attempt: a stolen session must not be a way to guess the password (and,
     with it, change it and end every other session)."""
 
@@ -78,3 +78,11 @@ class PasswordChangeWithLimitsForm(PasswordChangeForm):
         old_password = super().clean_old_password()  # raises when it is wrong
         throttle.signin_succeeded(username=username, address=address)
         return old_password
+
+
+class PasswordChangeWithLimitsForm(OldPasswordLimits, PasswordChangeForm):
+    pass
+
+
+class AdminPasswordChangeWithLimitsForm(OldPasswordLimits, AdminPasswordChangeForm):
+    pass

@@ -169,3 +169,23 @@ def test_guessing_the_old_password_from_a_session_is_limited_like_sign_in(owner,
     owner.refresh_from_db()
     assert owner.check_password(PASSWORD)
     assert not laptop.get("/").get("Location", "").startswith("/signin/")
+
+
+def test_the_admins_password_change_is_limited_too(settings):
+    staff = make_user("vadmin", is_staff=True, is_superuser=True)
+    settings.SIGNIN_ATTEMPTS_PER_MINUTE = 3
+    client = Client()
+    client.force_login(staff)
+    change = {"new_password1": NEW_PASSWORD, "new_password2": NEW_PASSWORD}
+    url = "/admin/password_change/"
+    assert client.get(url).status_code == 200
+    for n in range(3):
+        assert client.post(url, {"old_password": f"guess-{n}", **change}).status_code == 200
+    assert client.post(url, {"old_password": PASSWORD, **change}).status_code == 429
+    staff.refresh_from_db()
+    assert staff.check_password(PASSWORD)
+    settings.SIGNIN_ATTEMPTS_PER_MINUTE = 10
+    response = client.post(url, {"old_password": PASSWORD, **change})
+    assert response.status_code == 302 and response["Location"] == "/admin/password_change/done/"
+    staff.refresh_from_db()
+    assert staff.check_password(NEW_PASSWORD)
