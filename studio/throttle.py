@@ -7,6 +7,7 @@ straddle a minute boundary could get twice the limit in a few seconds.
 
 import hashlib
 import ipaddress
+import logging
 import math
 import time
 import unicodedata
@@ -15,6 +16,8 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.cache import cache
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -74,11 +77,31 @@ def client_address(request) -> str:
     peer = _parse_address(request.META.get("REMOTE_ADDR", "")) or "unknown"
     proxies = settings.TRUSTED_PROXY_COUNT
     if proxies <= 0:
+        if "HTTP_X_FORWARDED_FOR" in request.META:
+            _warn_once_about_an_ignored_header(peer)
         return peer
     forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")
     if len(forwarded) < proxies:
         return peer
     return _parse_address(forwarded[-proxies]) or peer
+
+
+_warned_about_an_ignored_header = False
+
+
+def _warn_once_about_an_ignored_header(peer: str) -> None:
+    # Once per process: a client can send the header itself, so this is a
+    # hint for the operator, not proof of a proxy.
+    global _warned_about_an_ignored_header
+    if _warned_about_an_ignored_header:
+        return
+    _warned_about_an_ignored_header = True
+    logger.warning(
+        "A request from %s carried X-Forwarded-For, which TRUSTED_PROXY_COUNT=0 ignores. "
+        "Behind a reverse proxy, set TRUSTED_PROXY_COUNT to the number of proxies, or the "
+        "sign-in limits count every visitor under the proxy's address.",
+        peer,
+    )
 
 
 def _parse_address(text: str) -> str | None:

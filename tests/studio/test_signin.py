@@ -8,6 +8,7 @@ tests/reliability/test_rate_limits.py.
 import pytest
 from django.test import Client, RequestFactory
 
+from studio import throttle
 from studio.throttle import client_address, username_key
 from tests.conftest import PASSWORD, make_user
 
@@ -27,6 +28,15 @@ def address(settings, proxies: int, remote: str = "172.18.0.1", forwarded: str |
 
 def test_without_trusted_proxies_the_header_is_ignored(settings):
     assert address(settings, 0, "198.51.100.7", "203.0.113.1") == "198.51.100.7"
+
+
+def test_an_ignored_header_is_pointed_out_in_the_log(settings, caplog, monkeypatch):
+    monkeypatch.setattr(throttle, "_warned_about_an_ignored_header", False)
+    with caplog.at_level("WARNING", logger="studio.throttle"):
+        address(settings, 0, "192.0.2.44", "203.0.113.1")
+        address(settings, 0, "192.0.2.44", "203.0.113.2")
+    warnings = [r for r in caplog.records if "TRUSTED_PROXY_COUNT" in r.getMessage()]
+    assert len(warnings) == 1 and "192.0.2.44" in warnings[0].getMessage()
 
 
 def test_one_proxy_means_the_rightmost_forwarded_address(settings):
