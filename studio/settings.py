@@ -78,7 +78,7 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
 SITE_URL = os.environ.get("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "studio.apps.StudioAdminConfig",  # django.contrib.admin, sign-in throttled
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -351,6 +351,10 @@ LOW_BALANCE_THRESHOLD = env_int("LOW_BALANCE_THRESHOLD", 5_000)
 
 # Throttles (per minute).
 SIGNIN_ATTEMPTS_PER_MINUTE = env_int("SIGNIN_ATTEMPTS_PER_MINUTE", 5)
+# Reverse proxies in front of the web server that append to X-Forwarded-For.
+# 0 trusts no header and keys limits on the connecting address; behind one
+# proxy that address is the proxy's, shared by every visitor.
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
 SUBMITS_PER_MINUTE = env_int("SUBMITS_PER_MINUTE", 30)
 
 INVITE_VALID_DAYS = env_int("INVITE_VALID_DAYS", 7)
