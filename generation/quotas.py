@@ -16,7 +16,8 @@ exceed what one credential allows.
 - Congestion: a 429 halves the window of renders in flight and pauses every
   worker on that credential for Retry-After (once per pause, not once per
   refused request); each success then widens the window by 1/window, as TCP
-  does (additive increase, multiplicative decrease).
+  does (additive increase, multiplicative decrease), up to just under the
+  level the provider last refused until a minute has passed.
 
 All of it runs as one Lua script per attempt, on Redis's clock, so hosts
 with skewed clocks agree. If Redis cannot be reached the render goes ahead
@@ -41,6 +42,9 @@ log = logging.getLogger(__name__)
 
 PROVIDER_LABELS = {"gemini": "Gemini", "openai": "OpenAI", "comfyui": "ComfyUI"}
 
+# After a 429 the window grows back to just under the level that was
+# refused, and past it only once this long has gone by without another.
+CEILING_MEMORY_SECONDS = 60
 # A full window re-polls this often; a paused or rate-spaced credential
 # sleeps exactly until its next start instead.
 IN_FLIGHT_POLL_SECONDS = 0.05
@@ -76,7 +80,7 @@ return 0
 _RELEASE = """
 local holders, state = KEYS[1], KEYS[2]
 local holder, outcome, limit = ARGV[1], ARGV[2], tonumber(ARGV[3])
-local pause_ms = tonumber(ARGV[4])
+local pause_ms, ceiling_ms = tonumber(ARGV[4]), tonumber(ARGV[5])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local in_flight = redis.call('ZCARD', holders)
@@ -90,6 +94,7 @@ if outcome == 'throttled' then
     local base = window
     if base == 0 or base > in_flight then base = in_flight end
     redis.call('HSET', state, 'window', math.max(1, base / 2), 'shrunk_at', now)
+    redis.call('HSET', state, 'ceiling', in_flight, 'ceiling_at', now)
     redis.call('HINCRBY', state, 'throttles', 1)
     return 1
   end
@@ -97,6 +102,15 @@ if outcome == 'throttled' then
 end
 if outcome == 'succeeded' and window > 0 then
   window = window + 1 / window
+  -- Below the level the provider last refused, for a minute: probing it
+  -- again at once would only buy another 429.
+  local ceiling = tonumber(redis.call('HGET', state, 'ceiling') or '0')
+  local ceiling_at = tonumber(redis.call('HGET', state, 'ceiling_at') or '0')
+  if ceiling > 0 and now - ceiling_at < ceiling_ms then
+    window = math.min(window, math.max(1, ceiling - 1))
+  elseif ceiling > 0 then
+    redis.call('HDEL', state, 'ceiling', 'ceiling_at')
+  end
   if (limit > 0 and window >= limit) or (limit == 0 and window > 2 * in_flight + 1) then
     redis.call('HDEL', state, 'window')
   else
@@ -208,6 +222,7 @@ class Slot:
                     outcome,
                     self.credential.in_flight or 0,
                     int(pause_seconds * 1000),
+                    int(CEILING_MEMORY_SECONDS * 1000),
                 ],
             )
         except redis.RedisError as error:

@@ -51,7 +51,7 @@ def test_starts_are_spaced_by_the_per_minute_limit(credential):
     assert 1.3 <= elapsed < 3.0, elapsed
 
 
-def test_a_429_pauses_everyone_and_narrows_the_window_then_it_grows_back(credential):
+def test_a_429_pauses_everyone_and_narrows_the_window_then_it_grows_back(credential, monkeypatch):
     slots = take(credential, 3)
     slots[0].throttled(0.5)
     for slot in slots[1:]:
@@ -70,8 +70,21 @@ def test_a_429_pauses_everyone_and_narrows_the_window_then_it_grows_back(credent
         first.succeeded()
         first = quotas.acquire(credential, lease_seconds=30, wait_seconds=0.5)
     first.release()
-    # Additive increase: back to the configured limit, so the window is gone.
-    assert quotas.state(credential).window is None
+    # Additive increase, but only to just under the 3 that were refused.
+    assert quotas.state(credential).window == 2
+    assert len([s for s in take(credential, 3, wait=0.1) if s]) == 2
+    quotas.reset(credential)
+
+
+def test_the_window_probes_past_the_refused_level_once_the_memory_fades(credential, monkeypatch):
+    monkeypatch.setattr(quotas, "CEILING_MEMORY_SECONDS", 0.5)
+    for slot in take(credential, 3):
+        slot.throttled(0.05)
+    time.sleep(0.6)
+    for _ in range(8):
+        slot = quotas.acquire(credential, lease_seconds=30, wait_seconds=0.5)
+        slot.succeeded()
+    assert quotas.state(credential).window is None  # back to the configured 3
     assert all(take(credential, 3))
 
 
