@@ -1,6 +1,12 @@
-"""Security headers Django does not set by itself."""
+"""Security headers Django does not set by itself, and a database outage in words."""
+
+import logging
 
 from django.conf import settings
+from django.db import InterfaceError, OperationalError
+from django.http import HttpResponse, JsonResponse
+
+log = logging.getLogger(__name__)
 
 # No inline scripts anywhere: every script is a vendored or project file
 # under /static/. Inline styles are allowed for aspect-ratio boxes and bars.
@@ -30,4 +36,34 @@ class ContentSecurityPolicyMiddleware:
         response.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
         if not settings.DEBUG:
             response.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+        return response
+
+
+class DatabaseOutageMiddleware:
+    """A database that stops answering gets a 503 in words, not a server error.
+
+    Nothing half-done is left behind (every write is one transaction), so the
+    person can simply try again; the API answers JSON in its usual shape.
+    """
+
+    MESSAGE = (
+        "The studio's database is not answering right now, so nothing was saved. "
+        "Try again in a minute."
+    )
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        if not isinstance(exception, (OperationalError, InterfaceError)):
+            return None
+        log.error("database unavailable for %s %s: %s", request.method, request.path, exception)
+        if request.path.startswith("/api/"):
+            response = JsonResponse({"detail": self.MESSAGE, "errors": {}}, status=503)
+        else:
+            response = HttpResponse(self.MESSAGE, status=503, content_type="text/plain")
+        response["Retry-After"] = "30"
         return response

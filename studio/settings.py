@@ -103,6 +103,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "studio.middleware.ContentSecurityPolicyMiddleware",
+    "studio.middleware.DatabaseOutageMiddleware",
 ]
 
 ROOT_URLCONF = "studio.urls"
