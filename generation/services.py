@@ -79,6 +79,14 @@ def _team_references(team, ids) -> list[Reference]:
     return references
 
 
+def _check_still_member(*, team, member) -> None:
+    """Inside the submit's transaction, with the membership row locked: a
+    person being removed from the team at this moment either has this batch
+    in before the removal (which then cancels it) or is refused here."""
+    if not team.memberships.select_for_update().filter(user=member).exists():
+        raise SubmitRefused("You are no longer a member of this team.", code="not_found")
+
+
 def _check_outstanding(*, team, member, tier: str, adding: int) -> None:
     outstanding = Generation.objects.filter(
         team=team, member=member, tier=tier, status__in=OUTSTANDING
@@ -238,6 +246,7 @@ def batch_submit(*, team, member, request: BatchRequest, project: Project | None
         for i in range(request.count)
     ]
     with transaction.atomic():
+        _check_still_member(team=team, member=member)
         references = _team_references(team, request.reference_ids)
         _check_outstanding(team=team, member=member, tier=request.tier, adding=len(jobs))
         return _create_batch(
@@ -295,6 +304,7 @@ def generation_promote(*, team, member, generation_ids, size: str, fresh: bool =
     references = list({r.pk: r for d in ordered for r in d.batch.references.all()}.values())
     jobs = [_Job(prompt=d.prompt, seed=d.seed, aspect=d.aspect, parent=d) for d in ordered]
     with transaction.atomic():
+        _check_still_member(team=team, member=member)
         _check_outstanding(team=team, member=member, tier=catalog.PRO, adding=len(jobs))
         return _create_batch(
             team=team,

@@ -457,3 +457,13 @@ def test_deleting_a_team_needs_its_name_and_forfeits_the_credits(owner, world, c
     for persona in ("owner", "admin", "member"):
         assert client_for(world.people[persona]).get(_url("team", world)).status_code == 404
     call_command("reconcile")
+
+
+def test_a_submit_that_outlives_its_membership_is_refused(world):
+    from generation.services import SubmitRefused
+
+    mia = world.people["mia"]
+    Membership.objects.filter(team=world.team, user=mia).delete()
+    with pytest.raises(SubmitRefused, match="no longer a member"):
+        submit(world.team, mia, world.project, count=1)
+    assert Generation.objects.filter(member=mia).count() == 2
