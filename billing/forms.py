@@ -54,6 +54,13 @@ class WalletSettingsForm(forms.Form):
         min_value=0, max_value=10**12, required=False, label="Team budget a month"
     )
 
+    def __init__(self, *args, budget_editable=True, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not budget_editable:
+            # Read-only, not disabled: the current value is posted back unchanged.
+            self.fields["monthly_budget"].widget.attrs["readonly"] = True
+            self.fields["monthly_budget"].help_text = "Only the owner changes the budget."
+
 
 class LedgerFilterForm(forms.Form):
     kind = forms.ChoiceField(required=False)

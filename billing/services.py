@@ -18,6 +18,7 @@ import re
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, connection, transaction
 from django.db.models import BigIntegerField, ExpressionWrapper, F, Sum
 from django.utils import timezone
@@ -448,9 +449,33 @@ def wallet_top_up(*, team, amount: int, actor, note: str, idempotency_key: str) 
 
 # --- team settings --------------------------------------------------------------------
 
+# Billing knows roles only as the strings studio stores on a membership.
+_OWNER, _ADMIN = "owner", "admin"
 
-def member_cap_set(*, team, member, period: str, tier: str, credits: int | None) -> None:
-    """Set (or with None, remove) a member's cap for a period and tier ("" = all tiers)."""
+
+def _role_of(*, team, user) -> str | None:
+    return team.memberships.filter(user=user).values_list("role", flat=True).first()
+
+
+def member_cap_set(
+    *, team, member, period: str, tier: str, credits: int | None, actor=None
+) -> None:
+    """Set (or with None, remove) a member's cap for a period and tier ("" = all tiers).
+
+    With an `actor` (a person on the billing page), the owner may cap anyone
+    and an admin only plain members: an admin can neither lift the cap the
+    owner set on them nor cap the owner or another admin. Without one, the
+    site itself is acting (tests, scripts, the Django admin).
+    """
+    if actor is not None:
+        role = _role_of(team=team, user=actor)
+        if role not in (_OWNER, _ADMIN):
+            raise PermissionDenied("Only the team's owner and admins can set limits.")
+        if role == _ADMIN and _role_of(team=team, user=member) != "member":
+            raise PermissionDenied(
+                "Admins set limits for members only; limits on admins and on the owner are "
+                "the owner's to set."
+            )
     wallet = wallet_for(team)
     if credits is None:
         MemberCap.objects.filter(wallet=wallet, member=member, period=period, tier=tier).delete()
@@ -460,10 +485,34 @@ def member_cap_set(*, team, member, period: str, tier: str, credits: int | None)
     )
 
 
-def wallet_settings_set(*, team, low_balance_threshold: int, monthly_budget: int | None) -> None:
+def member_caps_clear(*, team, member) -> None:
+    """Drop every cap of a person who left the team."""
+    MemberCap.objects.filter(wallet__team=team, member=member).delete()
+
+
+def wallet_settings_set(
+    *, team, low_balance_threshold: int, monthly_budget: int | None, actor=None
+) -> None:
+    """Save the low-balance alert and the team's monthly budget.
+
+    With an `actor`, owners and admins may move the alert, but the budget is
+    the owner's alone: it bounds what the whole team, admins included, may
+    spend, so an admin changing it (to 0, say) could stop everyone.
+    """
     wallet = wallet_for(team)
+    if actor is not None:
+        role = _role_of(team=team, user=actor)
+        if role not in (_OWNER, _ADMIN):
+            raise PermissionDenied("Only the team's owner and admins can change billing settings.")
+        if role != _OWNER and monthly_budget != wallet.monthly_budget:
+            raise PermissionDenied("Only the team's owner can change the team's monthly budget.")
     # Only these two columns: saving the whole row would write back a stale balance.
     Wallet.objects.filter(pk=wallet.pk).update(
         low_balance_threshold=low_balance_threshold, monthly_budget=monthly_budget
     )
     alerts.low_balance_reset(wallet_id=wallet.pk)
+
+
+def wallet_freeze(*, team, reason: str) -> None:
+    """Stop all spending from the team's wallet; its balance stays as it is."""
+    Wallet.objects.filter(pk=wallet_for(team).pk).update(frozen=True, frozen_reason=reason[:300])

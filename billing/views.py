@@ -65,7 +65,8 @@ def _billing_context(request, access, **forms):
             initial={
                 "low_balance_threshold": wallet.low_balance_threshold,
                 "monthly_budget": wallet.monthly_budget,
-            }
+            },
+            budget_editable=access.role == "owner",
         ),
         "top_up_form": (forms.get("top_up_form") or TopUpForm()) if request.user.is_staff else None,
         "packs": CreditPack.objects.filter(active=True)
@@ -136,6 +137,7 @@ def caps_set(request, slug):
         period=form.cleaned_data["period"],
         tier=form.cleaned_data["tier"],
         credits=form.cleaned_data["credits"],
+        actor=request.user,
     )
     messages.success(request, f"Limit for {member.username} saved.")
     return redirect("billing", slug=slug)
@@ -153,6 +155,7 @@ def settings_set(request, slug):
         team=access.team,
         low_balance_threshold=form.cleaned_data["low_balance_threshold"],
         monthly_budget=form.cleaned_data["monthly_budget"],
+        actor=request.user,
     )
     messages.success(request, "Alert and budget saved.")
     return redirect("billing", slug=slug)

@@ -3,6 +3,11 @@
 Submitting is one transaction: validate, quote, hold the credits, create the
 batch and its jobs. The lane tokens go to the broker only after it commits,
 so a refused or rolled-back request leaves nothing behind.
+
+Canceling, archiving and renaming take the acting person (`actor`): a plain
+member changes only what is theirs (their batches and images, the projects
+they made), owners and admins anything of the team. Without an actor the
+site itself acts (removing a member, scripts, tests).
 """
 
 import hashlib
@@ -10,6 +15,7 @@ import json
 from dataclasses import dataclass, field
 
 from django.conf import settings
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.utils import timezone
 
@@ -71,6 +77,14 @@ def _team_references(team, ids) -> list[Reference]:
             errors={"references": "Unknown reference image."},
         )
     return references
+
+
+def _check_still_member(*, team, member) -> None:
+    """Inside the submit's transaction, with the membership row locked: a
+    person being removed from the team at this moment either has this batch
+    in before the removal (which then cancels it) or is refused here."""
+    if not team.memberships.select_for_update().filter(user=member).exists():
+        raise SubmitRefused("You are no longer a member of this team.", code="not_found")
 
 
 def _check_outstanding(*, team, member, tier: str, adding: int) -> None:
@@ -232,6 +246,7 @@ def batch_submit(*, team, member, request: BatchRequest, project: Project | None
         for i in range(request.count)
     ]
     with transaction.atomic():
+        _check_still_member(team=team, member=member)
         references = _team_references(team, request.reference_ids)
         _check_outstanding(team=team, member=member, tier=request.tier, adding=len(jobs))
         return _create_batch(
@@ -289,6 +304,7 @@ def generation_promote(*, team, member, generation_ids, size: str, fresh: bool =
     references = list({r.pk: r for d in ordered for r in d.batch.references.all()}.values())
     jobs = [_Job(prompt=d.prompt, seed=d.seed, aspect=d.aspect, parent=d) for d in ordered]
     with transaction.atomic():
+        _check_still_member(team=team, member=member)
         _check_outstanding(team=team, member=member, tier=catalog.PRO, adding=len(jobs))
         return _create_batch(
             team=team,
@@ -307,7 +323,16 @@ def generation_promote(*, team, member, generation_ids, size: str, fresh: bool =
         )
 
 
-def batch_cancel(*, batch: Batch) -> int:
+# The membership roles (studio.models.Role) that may change what teammates made.
+MANAGER_ROLES = ("owner", "admin")
+
+
+def _is_manager(*, team, actor) -> bool:
+    role = team.memberships.filter(user=actor).values_list("role", flat=True).first()
+    return role in MANAGER_ROLES
+
+
+def batch_cancel(*, batch: Batch, actor=None) -> int:
     """Cancel the queued images of a batch and release their credits.
 
     Each queued image is canceled by a conditional update, so a worker that
@@ -316,6 +341,15 @@ def batch_cancel(*, batch: Batch) -> int:
     except on providers that can stop a job (ComfyUI): they see the batch's
     cancel mark, stop, and are released.
     """
+    if (
+        actor is not None
+        and batch.member_id != actor.pk
+        and not _is_manager(team=batch.team, actor=actor)
+    ):
+        raise PermissionDenied(
+            "You can cancel only your own grids. Ask the person who made it, or an owner "
+            "or admin of the team."
+        )
     canceled = 0
     now = timezone.now()
     for pk in Generation.objects.filter(batch=batch, status=Status.QUEUED).values_list(
@@ -340,10 +374,22 @@ def generation_star(*, generation: Generation, starred: bool) -> None:
     generation.starred = starred
 
 
-def generations_archive(*, team, generation_ids) -> int:
-    return Generation.objects.filter(team=team, pk__in=parse_ids(generation_ids)).update(
-        archived=True
-    )
+def generations_archive(*, team, generation_ids, actor=None, archived: bool = True) -> int:
+    """Archive the chosen images (or with archived=False, restore them).
+
+    A plain member may archive only their own images; a selection with any
+    teammate's image in it is refused whole, so nothing changes.
+    """
+    images = Generation.objects.filter(team=team, pk__in=parse_ids(generation_ids))
+    if actor is not None and not _is_manager(team=team, actor=actor):
+        theirs = images.exclude(member=actor).count()
+        if theirs:
+            verb = "archive" if archived else "restore"
+            raise PermissionDenied(
+                f"You can {verb} only your own images; {theirs} of these "
+                f"{'is' if theirs == 1 else 'are'} a teammate's. Nothing was changed."
+            )
+    return images.exclude(archived=archived).update(archived=archived)
 
 
 def reference_upload(*, team, member, name: str, data: bytes) -> tuple[Reference, bool]:
@@ -361,3 +407,34 @@ def project_create(*, team, member, name: str) -> Project:
     if not name:
         raise InvalidRequest({"name": "Give the project a name."})
     return Project.objects.create(team=team, name=name[:120], created_by=member)
+
+
+def _check_project_change(*, project: Project, actor, doing: str) -> None:
+    """Projects are the team's: owners and admins change any, a member only one they made."""
+    if (
+        actor is not None
+        and project.created_by_id != actor.pk
+        and not _is_manager(team=project.team, actor=actor)
+    ):
+        raise PermissionDenied(
+            f"Only the team's owner and admins, or the person who made it, can {doing} "
+            "this project."
+        )
+
+
+def project_rename(*, project: Project, name: str, actor=None) -> Project:
+    _check_project_change(project=project, actor=actor, doing="rename")
+    name = (name or "").strip()[:120]
+    if not name:
+        raise InvalidRequest({"name": "A project needs a name."})
+    Project.objects.filter(pk=project.pk).update(name=name)
+    project.name = name
+    return project
+
+
+def project_archive(*, project: Project, archived: bool = True, actor=None) -> Project:
+    """Archive a project (or bring it back): it leaves the list, its images stay."""
+    _check_project_change(project=project, actor=actor, doing="archive" if archived else "restore")
+    Project.objects.filter(pk=project.pk).update(archived=archived)
+    project.archived = archived
+    return project

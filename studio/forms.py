@@ -12,7 +12,9 @@ class TeamForm(forms.Form):
     name = forms.CharField(max_length=100, strip=True)
 
 
-class InviteForm(forms.Form):
+class RoleForm(forms.Form):
+    """The role for an invite or a member: ownership moves only by transfer."""
+
     role = forms.ChoiceField(choices=[(Role.MEMBER, "Member"), (Role.ADMIN, "Admin")])
 
 

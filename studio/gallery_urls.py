@@ -27,6 +27,7 @@ urlpatterns = [
     path("t/<slug:slug>/selection/promote/", grid.promote_confirm, name="promote-confirm"),
     path("t/<slug:slug>/selection/promote/go/", grid.promote, name="promote"),
     path("t/<slug:slug>/selection/archive/", grid.images_archive, name="images-archive"),
+    path("t/<slug:slug>/selection/restore/", grid.images_restore, name="images-restore"),
     path("t/<slug:slug>/selection/download/", downloads.download_zip, name="images-download"),
     path("t/<slug:slug>/history/", history.history, name="history"),
 ]

@@ -1,10 +1,13 @@
-"""Security headers Django does not set by itself, and a database outage in words."""
+"""Security headers Django does not set by itself, refusals shown to htmx
+requests, and a database outage in words."""
 
 import logging
 
 from django.conf import settings
+from django.core.exceptions import PermissionDenied
 from django.db import InterfaceError, OperationalError
 from django.http import HttpResponse, JsonResponse
+from django.shortcuts import render
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +39,25 @@ class ContentSecurityPolicyMiddleware:
         response.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
         if not settings.DEBUG:
             response.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+        return response
+
+
+class HtmxRefusalMiddleware:
+    """A refused htmx action (a PermissionDenied from a service) answers 403
+    with just its reason, put into the page's messages; the element that
+    asked is left as it was. Other requests get the 403 page as usual."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        if not isinstance(exception, PermissionDenied) or not getattr(request, "htmx", False):
+            return None
+        response = render(request, "_refused.html", {"reason": str(exception)}, status=403)
+        response["HX-Reswap"] = "none"
         return response
 
 

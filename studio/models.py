@@ -1,8 +1,8 @@
 """Teams and who belongs to them.
 
 A team is a studio workspace; everything a person can see is scoped to the
-teams they are a member of. Roles: owner (billing, members), admin (members,
-top-up requests), member (makes images).
+teams they are a member of. Roles rank owner > admin > member; what each may
+do is the table in the README's "Roles" section, enforced by the services.
 """
 
 import hashlib
@@ -20,10 +20,18 @@ class Role(models.TextChoices):
     MEMBER = "member", "Member"
 
 
+# Owners and admins run the team; generation and billing check these same strings.
+MANAGER_ROLES = (Role.OWNER, Role.ADMIN)
+
+
 class Team(models.Model):
     name = models.CharField(max_length=100)
     slug = models.SlugField(max_length=60, unique=True)
     created = models.DateTimeField(default=timezone.now)
+    # Deleting a team closes it rather than dropping its rows: the ledger and
+    # Stripe purchases must outlive it (they protect the wallet), so the team
+    # keeps its records, loses every member and answers 404 to everyone.
+    deleted_at = models.DateTimeField(null=True, blank=True)
     members = models.ManyToManyField(
         settings.AUTH_USER_MODEL, through="Membership", related_name="teams"
     )
@@ -53,7 +61,11 @@ class Membership(models.Model):
 
     @property
     def manages_team(self) -> bool:
-        return self.role in (Role.OWNER, Role.ADMIN)
+        return self.role in MANAGER_ROLES
+
+    @property
+    def is_owner(self) -> bool:
+        return self.role == Role.OWNER
 
 
 def _hash_token(token: str) -> str:

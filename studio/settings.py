@@ -102,6 +102,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "studio.middleware.HtmxRefusalMiddleware",
     "studio.middleware.ContentSecurityPolicyMiddleware",
     "studio.middleware.DatabaseOutageMiddleware",
 ]

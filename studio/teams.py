@@ -26,12 +26,18 @@ class TeamAccess:
     def manages_team(self) -> bool:
         return self.membership.manages_team
 
+    @property
+    def is_owner(self) -> bool:
+        return self.membership.is_owner
+
 
 def team_for_member(request, slug: str) -> TeamAccess:
     if not request.user.is_authenticated:
         raise Http404
     membership = (
-        Membership.objects.select_related("team").filter(team__slug=slug, user=request.user).first()
+        Membership.objects.select_related("team")
+        .filter(team__slug=slug, team__deleted_at=None, user=request.user)
+        .first()
     )
     if membership is None:
         raise Http404

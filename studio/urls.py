@@ -19,6 +19,11 @@ urlpatterns = [
     path("t/<slug:slug>/", teams.team_home, name="team"),
     path("t/<slug:slug>/members/", teams.team_members, name="team-members"),
     path("t/<slug:slug>/members/invite/", teams.team_invite, name="team-invite"),
+    path("t/<slug:slug>/invites/<int:pk>/revoke/", teams.team_invite_revoke, name="invite-revoke"),
+    path("t/<slug:slug>/members/<int:pk>/remove/", teams.team_member_remove, name="member-remove"),
+    path("t/<slug:slug>/members/<int:pk>/role/", teams.team_member_role, name="member-role"),
+    path("t/<slug:slug>/members/<int:pk>/owner/", teams.team_owner_transfer, name="owner-transfer"),
+    path("t/<slug:slug>/delete/", teams.team_delete_view, name="team-delete"),
     path("t/<slug:slug>/backends/", backends.team_backends, name="team-backends"),
     path(
         "t/<slug:slug>/images/<int:pk>/<str:kind>/",

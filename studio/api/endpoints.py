@@ -7,6 +7,7 @@ fixes the team: another team's ids answer 404 like ids that do not exist.
 """
 
 from django.conf import settings
+from django.core.exceptions import PermissionDenied
 from django.http import Http404, JsonResponse
 from ninja import NinjaAPI, Query
 from ninja.errors import AuthenticationError, ValidationError
@@ -88,6 +89,12 @@ def _api_error(request, error: ApiError):
 @api.exception_handler(Http404)
 def _not_found(request, error):
     return _json(404, "Not found in this token's team.")
+
+
+@api.exception_handler(PermissionDenied)
+def _forbidden(request, error):
+    # A role refusal from a service (a member canceling a teammate's grid).
+    return _json(403, str(error) or "Your role in this team does not allow this.")
 
 
 @api.exception_handler(AuthenticationError)
@@ -256,14 +263,15 @@ def batches_read(request, batch_id: int):
     return _batch(request, _caller(request).team, batch_id)
 
 
-@api.post("/batches/{batch_id}/cancel", response={200: CancelOut, 404: Error, **COMMON},
+@api.post("/batches/{batch_id}/cancel", response={200: CancelOut, 403: Error, 404: Error, **COMMON},
           summary="Cancel the grid's queued images (running ones finish)")  # fmt: skip
 def batches_cancel(request, batch_id: int):
-    team = _caller(request).team
+    caller = _caller(request)
+    team = caller.team
     batch = Batch.objects.filter(team=team, pk=batch_id).first()
     if batch is None:
         raise Http404
-    canceled = batch_cancel(batch=batch)
+    canceled = batch_cancel(batch=batch, actor=caller.member)
     return {"canceled": canceled, "batch": _batch(request, team, batch.pk)}
 
 

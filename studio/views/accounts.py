@@ -1,5 +1,6 @@
 """Sign-in, sign-out, joining through an invite."""
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.views import LoginView, PasswordChangeView
@@ -57,24 +58,27 @@ def invite_join(request, token: str):
         invite = invite_find(token)
     except InviteError as error:
         return render(request, "studio/invite.html", {"error": str(error)}, status=404)
+    context = {"invite": invite, "invite_valid_days": settings.INVITE_VALID_DAYS}
 
     if request.user.is_authenticated:
         if request.method == "POST":
-            return _accept(request, token)
-        return render(request, "studio/invite.html", {"invite": invite})
+            return _accept(request, token, user=request.user)
+        return render(request, "studio/invite.html", context)
 
     form = SignUpForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        user = form.save()
-        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
-        return _accept(request, token)
-    return render(request, "studio/invite.html", {"invite": invite, "form": form})
+        # The account is only prepared here (its password hashed outside any
+        # transaction); invite_accept saves it once the invite is spent.
+        return _accept(request, token, new_user=form.save(commit=False))
+    return render(request, "studio/invite.html", {**context, "form": form})
 
 
-def _accept(request, token):
+def _accept(request, token, *, user=None, new_user=None):
     try:
-        membership = invite_accept(token=token, user=request.user)
+        membership = invite_accept(token=token, user=user, new_user=new_user)
     except InviteError as error:
         return render(request, "studio/invite.html", {"error": str(error)}, status=410)
+    if new_user is not None:
+        login(request, new_user, backend="django.contrib.auth.backends.ModelBackend")
     messages.success(request, f"Welcome to {membership.team.name}.")
     return redirect("team", slug=membership.team.slug)

@@ -1,4 +1,7 @@
-"""What happens on a draft grid: the poll that fills tiles in, star, promote, archive, cancel."""
+"""What happens on a draft grid: the poll that fills tiles in, star, promote, archive, cancel.
+
+Who may cancel or archive what is decided by the services (a PermissionDenied is a 403).
+"""
 
 from urllib.parse import urlparse
 
@@ -66,7 +69,7 @@ def batch_poll(request, slug, pk):
 def batch_cancel_view(request, slug, pk):
     access = team_for_member(request, slug)
     batch = get_object_or_404(Batch, team=access.team, pk=pk)
-    canceled = batch_cancel(batch=batch)
+    canceled = batch_cancel(batch=batch, actor=request.user)
     if request.htmx:
         grid = batch_grid(team=access.team, pk=batch.pk)
         response = render(request, "studio/gallery/_grid.html", {"grid": grid})
@@ -179,13 +182,28 @@ def promote(request, slug):
 @login_required
 @require_POST
 def images_archive(request, slug):
+    return _archive(request, slug, archived=True)
+
+
+@login_required
+@require_POST
+def images_restore(request, slug):
+    """Bring archived images back to their grids (from the history's archived view)."""
+    return _archive(request, slug, archived=False)
+
+
+def _archive(request, slug, *, archived: bool):
     access = team_for_member(request, slug)
     ids = _selected_ids(request.POST)
-    archived = generations_archive(team=access.team, generation_ids=ids)
+    changed = generations_archive(
+        team=access.team, generation_ids=ids, actor=request.user, archived=archived
+    )
+    verb = "archived" if archived else "restored"
     if request.htmx:
-        # Each archived tile leaves the page; nothing else moves.
-        return render(request, "studio/gallery/_archived.html", {"ids": ids, "count": archived})
-    messages.success(request, f"{archived} images archived.")
+        # Each tile leaves the page it was on; nothing else moves.
+        context = {"ids": ids, "count": changed, "verb": verb}
+        return render(request, "studio/gallery/_archived.html", context)
+    messages.success(request, f"{changed} images {verb}.")
     return _back(request, slug)
 
 

@@ -5,6 +5,7 @@ from django.contrib.auth.decorators import login_required
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
+from generation import services as generation_services
 from generation.models import Generation, Project
 from generation.requests import InvalidRequest, parse_id
 from generation.selectors import decode_cursor, project_grids, projects_for_team
@@ -49,12 +50,12 @@ def project_new(request, slug):
 def project_rename(request, slug, pk):
     access = team_for_member(request, slug)
     project = get_object_or_404(Project, team=access.team, pk=pk)
-    name = request.POST.get("name", "").strip()[:120]
-    if name:
-        Project.objects.filter(pk=project.pk).update(name=name)
-        project.name = name
-    else:
-        messages.error(request, "A project needs a name.")
+    try:
+        generation_services.project_rename(
+            project=project, name=request.POST.get("name", ""), actor=request.user
+        )
+    except InvalidRequest as invalid:
+        messages.error(request, invalid.errors["name"])
     if request.htmx:
         return render(request, "studio/gallery/_project_title.html", {"project": project})
     return redirect("project", slug=slug, pk=pk)
@@ -67,7 +68,7 @@ def project_archive(request, slug, pk):
     access = team_for_member(request, slug)
     project = get_object_or_404(Project, team=access.team, pk=pk)
     archived = request.POST.get("archived", "1") == "1"
-    Project.objects.filter(pk=project.pk).update(archived=archived)
+    generation_services.project_archive(project=project, archived=archived, actor=request.user)
     verb = "archived" if archived else "restored"
     messages.success(request, f"“{project.name}” {verb}.")
     return redirect("team", slug=slug) if archived else redirect("project", slug=slug, pk=pk)

@@ -253,9 +253,12 @@ def test_cancel_releases_the_queued_images_and_a_stranger_cannot(
     assert (
         ApiClient(token_for(stranger)).post(f"/api/v1/batches/{batch.pk}/cancel").status_code == 404
     )
+    # A plain member may not cancel a teammate's grid, as on the grid page.
+    refused = ApiClient(token_for(teammate, team)).post(f"/api/v1/batches/{batch.pk}/cancel")
+    assert refused.status_code == 403
+    assert "only your own grids" in refused.json()["detail"]
     assert Generation.objects.filter(batch=batch, status=Status.QUEUED).count() == 4
-    # A teammate may cancel, as on the grid page.
-    response = ApiClient(token_for(teammate, team)).post(f"/api/v1/batches/{batch.pk}/cancel")
+    response = ApiClient(token_for(owner)).post(f"/api/v1/batches/{batch.pk}/cancel")
     assert response.status_code == 200
     body = response.json()
     assert body["canceled"] == 4

@@ -456,7 +456,8 @@ def test_history_filters_and_walks_pages_with_a_cursor(
 def test_cancel_releases_queued_images_and_returns_the_grid(
     owner, teammate, team, project, client_for
 ):
-    batch = submit(team, owner, project, count=4)
+    # A member cancels their own grid; a teammate's is refused (tests/studio/test_roles.py).
+    batch = submit(team, teammate, project, count=4)
     held = wallet_balance(team)[1]
     assert held == 4 * 67
     response = client_for(teammate).post(
