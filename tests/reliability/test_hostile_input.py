@@ -167,12 +167,39 @@ def cases(scene) -> list[tuple[str, str, str, dict, dict, str]]:
          {"ids": [str(scene["mine"].pk)], "size": "8K"}, {}, "2K or 4K"),
         ("submit to another team's project", "post",
          f"/t/{slug}/projects/{scene['other_reference'].pk + 10_000}/submit/", ok, {}, ""),
+        # Numbers past the database's 64-bit integers, days at the calendar's edge.
+        ("a reference id of 2**63", "post", submit_url, {**ok, "references": [str(2**63)]}, {},
+         "Unknown reference"),
+        ("a batch id of 10**30 in the path", "get", f"/t/{slug}/batches/{10**30}/poll/", {}, {},
+         ""),
+        ("history to 9999-12-31", "get", f"/t/{slug}/history/", {"to": "9999-12-31"}, {},
+         "2999-12-31"),
+        ("history from 0001-01-01", "get", f"/t/{slug}/history/", {"from": "0001-01-01"}, {},
+         "1900-01-01"),
+        ("history to a non-day", "get", f"/t/{slug}/history/", {"to": "2024-02-30"}, {},
+         "YYYY-MM-DD"),
+        ("API: a reference id of 2**63", "api-post", "/api/v1/batches",
+         {**ok, "count": 1, "references": [2**63]}, {}, "Not an id"),
+        ("API: a project id of 10**30", "api-post", "/api/v1/batches",
+         {**ok, "count": 1, "project": 10**30}, {}, "Not an id"),
+        ("API: promote ids of 10**30", "api-post", "/api/v1/images/promote",
+         {"ids": [10**30], "size": "2K"}, {}, "Not an id"),
+        ("API: until 9999-12-31", "api-get", "/api/v1/images", {"until": "9999-12-31"}, {},
+         "2999-12-31"),
+        ("API: since 0001-01-01", "api-get", "/api/v1/images", {"since": "0001-01-01"}, {},
+         "1900-01-01"),
     ]  # fmt: skip
 
 
-def test_bad_inputs_get_a_clear_4xx_and_leave_nothing(scene, owner, settings):
+@pytest.mark.parametrize("debug", [True, False], ids=["DEBUG=1", "DEBUG=0"])
+def test_bad_inputs_get_a_clear_4xx_and_leave_nothing(scene, owner, settings, debug):
+    from studio.api.tokens import api_token_create
+
+    settings.DEBUG = debug
     client = Client()
     client.force_login(owner)
+    token = api_token_create(user=owner, team=scene["team"], name="hostile")[1]
+    api = {"HTTP_AUTHORIZATION": f"Bearer {token}"}
     table = cases(scene)
     assert len(table) >= 25
     failures = []
@@ -188,6 +215,12 @@ def test_bad_inputs_get_a_clear_4xx_and_leave_nothing(scene, owner, settings):
             response = client.post(
                 path, data["payload"], content_type="application/json", **headers
             )
+        elif kind == "get":
+            response = client.get(path, data, **headers)
+        elif kind == "api-post":
+            response = Client().post(path, data, content_type="application/json", **api)
+        elif kind == "api-get":
+            response = Client().get(path, data, **api)
         else:
             response = client.post(path, data, **headers)
         after = (
