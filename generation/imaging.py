@@ -10,6 +10,7 @@ import json
 import struct
 import threading
 import zlib
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 from PIL import Image, ImageCms, ImageOps, PngImagePlugin
@@ -224,12 +225,13 @@ def reference_copy(data: bytes) -> CleanUpload:
     """The reference as it is kept and sent to providers: at most REFERENCE_EDGE
     on its longer side, in sRGB, re-encoded with no metadata at all (EXIF, XMP,
     comments, text chunks, colour profiles: only the pixels survive)."""
-    image = open_safely(data, load=False)
-    if image.width * image.height <= LARGE_DECODE_PIXELS:
-        image = _bounded_pixels(image)
-    else:
-        with LARGE_DECODES:
-            image = _bounded_pixels(image)
+    header = open_safely(data, load=False)  # refuses what is not an image, or too large
+    large = header.width * header.height > LARGE_DECODE_PIXELS
+    del header
+    with LARGE_DECODES if large else nullcontext():
+        # Opened afresh so the decoded pixels have no other owner and the
+        # full-size ones are freed as soon as they are reduced.
+        image = _bounded_pixels(open_safely(data, load=False))
     out = io.BytesIO()
     if image.mode == "RGBA":
         image.save(out, "PNG", compress_level=3)
@@ -244,9 +246,11 @@ def reference_copy(data: bytes) -> CleanUpload:
 def _bounded_pixels(image: Image.Image) -> Image.Image:
     """Decode as little as needed, shrink, then turn upright and into sRGB.
 
-    The shrink comes first so the rotation and the colour conversion work on
-    at most 4 MP; a JPEG is decoded at 1/2, 1/4 or 1/8 scale when that still
-    leaves the bounded size (draft), which is also far less memory.
+    A JPEG is decoded at 1/2, 1/4 or 1/8 scale when that still leaves the
+    bounded size (draft). Other formats decode at full size, so they are
+    reduced a strip at a time: the only full-size pixels in memory are the
+    decoded ones, never a converted copy of them. Rotation and colour
+    conversion then work on at most 4 MP.
     """
     scale = REFERENCE_EDGE / max(image.size)
     if scale < 1 and image.format == "JPEG":
@@ -254,21 +258,54 @@ def _bounded_pixels(image: Image.Image) -> Image.Image:
     load_safely(image)
     profile = image.info.get("icc_profile")
     orientation = image.getexif().get(EXIF_ORIENTATION, 1)
-    if image.mode not in ("RGB", "RGBA", "L", "LA", "CMYK"):
+    mode = image.mode
+    if mode not in ("RGB", "RGBA", "L", "LA", "CMYK"):
         # Palette and 1-bit images cannot be resampled smoothly as they are.
-        image = image.convert("RGBA" if _has_alpha(image) else "RGB")
-    if scale < 1:
-        # Box-reduce by the largest whole factor first (fast, and small in
-        # memory), then a Lanczos pass over less than a factor of two.
-        image.thumbnail((REFERENCE_EDGE, REFERENCE_EDGE), Image.Resampling.LANCZOS, 1.0)
-    if orientation != 1:
-        image = ImageOps.exif_transpose(image)
+        mode = "RGBA" if _has_alpha(image) else "RGB"
+    factor = max(image.size) // REFERENCE_EDGE  # of the decoded size: a draft is smaller
+    if factor > 1:
+        image = _reduce_in_strips(image, factor, mode)
+    elif image.mode != mode:
+        image = image.convert(mode)
+    image.thumbnail((REFERENCE_EDGE, REFERENCE_EDGE), Image.Resampling.LANCZOS)
+    if orientation in ORIENTATIONS:
+        image = image.transpose(ORIENTATIONS[orientation])
     image = _to_srgb(image, profile)
     if image.mode not in ("RGB", "RGBA"):
         image = image.convert("RGBA" if _has_alpha(image) else "RGB")
     # Nothing the source carried may ride along into the saved file.
     image.info = {}
     return image
+
+
+# EXIF orientation → the transpose that turns the stored pixels upright.
+ORIENTATIONS = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+STRIP_ROWS = 32  # output rows per strip: about 3 MB of input at 8000 px wide
+
+
+def _reduce_in_strips(image: Image.Image, factor: int, mode: str) -> Image.Image:
+    """Box-reduce by a whole factor, in `mode`, one horizontal strip at a time.
+
+    Image.reduce on RGBA (and a mode conversion) would first make a converted
+    full-size copy: 160 MB more at 40 MP. A strip's copy is a few MB.
+    """
+    width, height = image.size
+    reduced = Image.new(mode, (-(-width // factor), -(-height // factor)))
+    rows = STRIP_ROWS * factor
+    for top in range(0, height, rows):
+        strip = image.crop((0, top, width, min(top + rows, height)))
+        if strip.mode != mode:
+            strip = strip.convert(mode)
+        reduced.paste(strip.reduce(factor), (0, top // factor))
+    return reduced
 
 
 def _has_alpha(image: Image.Image) -> bool:

@@ -8,7 +8,11 @@ camera or editor wrote into the file travels on to a provider.
 
 import io
 import struct
+import subprocess
+import sys
+import textwrap
 import time
+from pathlib import Path
 
 import pytest
 from django.core.files.base import ContentFile
@@ -138,6 +142,47 @@ def test_a_large_jpeg_is_decoded_at_a_reduced_scale_and_kept_at_2048():
     Image.new("RGB", (8000, 5000), (10, 120, 200)).save(out, "JPEG", quality=80)
     clean = clean_upload(out.getvalue())
     assert (clean.width, clean.height) == (2048, 1280)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads Linux's /proc")
+def test_four_40_megapixel_uploads_at_once_hold_about_one_decode_in_memory(tmp_path):
+    """Each decodes to 160 MB: four at once took 616 MB more than the process
+    had at rest; now they take their turn at the full-size decode."""
+    for n in range(4):
+        (tmp_path / f"{n}.png").write_bytes(forty_megapixels(n * 20))
+    # VmHWM, the peak resident size of this process image (ru_maxrss would
+    # carry over the pytest process's peak through fork and exec).
+    script = textwrap.dedent(f"""
+        import re, threading
+        from pathlib import Path
+        from generation.imaging import clean_upload
+
+        def peak():
+            status = Path("/proc/self/status").read_text()
+            return int(re.search(r"VmHWM:\\s+(\\d+)", status).group(1)) // 1024
+
+        uploads = [(Path({str(tmp_path)!r}) / f"{{n}}.png").read_bytes() for n in range(4)]
+        before = peak()
+        kept = []
+        threads = [
+            threading.Thread(target=lambda d=d: kept.append(clean_upload(d).width))
+            for d in uploads
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        print(peak() - before, len(kept))
+    """)
+    base = Path(__file__).resolve().parents[2]
+    run = subprocess.run(
+        [sys.executable, "-c", script], cwd=base, capture_output=True, text=True, check=True
+    )
+    grown, uploaded = map(int, run.stdout.split())
+    print(f"four 40 MP uploads at once: +{grown} MB")
+    assert uploaded == 4
+    assert grown < 2 * 160, grown
 
 
 # --- what a render costs -----------------------------------------------------------------
