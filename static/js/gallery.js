@@ -4,10 +4,11 @@
 (function () {
   "use strict";
 
-  // --- htmx: show refusals (400 invalid, 402 credits, 429 busy) where they belong.
+  // --- htmx: show refusals (400 invalid, 402 credits, 413 too large, 429 busy)
+  // where they belong.
   document.addEventListener("htmx:beforeSwap", function (event) {
     const status = event.detail.xhr.status;
-    if ([400, 402, 404, 422, 429].includes(status)) {
+    if ([400, 402, 404, 413, 422, 429].includes(status)) {
       event.detail.shouldSwap = true;
       event.detail.isError = false;
     }

@@ -14,6 +14,7 @@ import re
 import time
 import zipfile
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pytest
 import redis
@@ -147,7 +148,8 @@ def cases(scene) -> list[tuple[str, str, str, dict, dict, str]]:
         ("truncated PNG", "post", upload_url, upload("cut.png", truncated), htmx, ""),
         ("decompression bomb", "post", upload_url, upload("bomb.png", bomb()), htmx, ""),
         ("60 MB upload", "post", upload_url, upload("huge.png", b"\x89PNG" + b"\0" * 60_000_000),
-         htmx, "MB"),
+         htmx, "up to 20 MB"),
+        ("3 MB form", "urlencoded", submit_url, form(prompt="x" * 3_000_000), {}, "up to 2.5 MB"),
         ("SVG with a script", "post", upload_url, upload("x.svg", SVG, "image/svg+xml"), htmx, ""),
         ("top-up -5", "post", f"/t/{slug}/billing/top-up/", {"amount": "-5", "note": "x"}, {}, ""),
         ("top-up 0", "post", f"/t/{slug}/billing/top-up/", {"amount": "0", "note": "x"}, {}, ""),
@@ -217,6 +219,10 @@ def test_bad_inputs_get_a_clear_4xx_and_leave_nothing(scene, owner, settings, de
             )
         elif kind == "get":
             response = client.get(path, data, **headers)
+        elif kind == "urlencoded":  # what a browser sends for a form without a file
+            body = urlencode(data, doseq=True)
+            content_type = "application/x-www-form-urlencoded"
+            response = client.post(path, body, content_type=content_type, **headers)
         elif kind == "api-post":
             response = Client().post(path, data, content_type="application/json", **api)
         elif kind == "api-get":
@@ -275,3 +281,55 @@ def test_a_gigapixel_header_is_refused_in_words_not_a_server_error():
 
     with pytest.raises(UnusableImage, match="megapixels"):
         open_safely(bomb())
+
+
+class Unreadable:
+    """A request body that fails the test if anything reads it."""
+
+    def read(self, *args):
+        raise AssertionError("the body was read")
+
+    readline = read
+
+
+@pytest.mark.parametrize(
+    "path, content_type, headers, words",
+    [
+        ("/t/{slug}/references/new/", "multipart/form-data; boundary=x",
+         {"HTTP_HX_REQUEST": "true"}, "up to 20 MB"),
+        ("/t/{slug}/references/new/", "multipart/form-data; boundary=x", {}, "up to 20 MB"),
+        ("/api/v1/batches", "application/json", {}, "up to 2.5 MB"),
+        ("/stripe/webhook/", "application/json", {}, "up to 2.5 MB"),
+    ],
+)  # fmt: skip
+def test_a_300_mb_body_is_refused_by_its_length_before_it_is_read(
+    owner, team, client, path, content_type, headers, words
+):
+    client.force_login(owner)
+    response = client.generic(
+        "POST",
+        path.format(slug=team.slug),
+        CONTENT_TYPE=content_type,
+        CONTENT_LENGTH=str(300 * 1024 * 1024),
+        **{"wsgi.input": Unreadable()},
+        **headers,
+    )
+    assert response.status_code == 413
+    assert words in response.content.decode()
+    if headers:
+        assert response["HX-Retarget"] == "#messages"
+
+
+def test_a_multipart_form_with_megabytes_of_text_is_refused_in_words(owner, team, client):
+    """Multipart text fields count against DATA_UPLOAD_MAX_MEMORY_SIZE while the
+    form is parsed, which Django answers with its 400 page: that page says why."""
+    from generation.models import Project
+
+    project = Project.objects.create(team=team, name="Big text", created_by=owner)
+    client.force_login(owner)
+    response = client.post(
+        f"/t/{team.slug}/projects/{project.pk}/submit/",
+        {"prompt": "x" * 3_000_000, "tier": "flash", "size": "1K", "aspect": "1:1"},
+    )
+    assert response.status_code == 400
+    assert "up to 2.5 MB" in response.content.decode()
