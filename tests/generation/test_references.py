@@ -84,8 +84,11 @@ def jpeg_with_metadata() -> bytes:
     exif[0x010F] = "Camera Maker Inc"  # Make
     exif[0x8825] = {2: (51.0, 30.0, 0.0)}  # a GPS latitude
     out = io.BytesIO()
+    xmp = (
+        b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><dc:creator>Someone Private</dc:creator></x:xmpmeta>'
+    )
     Image.new("RGB", (64, 48), (200, 80, 40)).save(
-        out, "JPEG", exif=exif.tobytes(), comment=b"private: client brief v3"
+        out, "JPEG", exif=exif.tobytes(), comment=b"private: client brief v3", xmp=xmp
     )
     return out.getvalue()
 
@@ -104,13 +107,14 @@ def png_with_profile_and_text() -> bytes:
 # --- what is kept ----------------------------------------------------------------------
 
 
-def test_a_jpeg_loses_its_comment_and_exif():
+def test_a_jpeg_loses_its_comment_exif_and_xmp():
     source = jpeg_with_metadata()
     assert b"private: client brief" in source and b"Camera Maker" in source
+    assert b"Someone Private" in source
     clean = clean_upload(source)
     kept = Image.open(io.BytesIO(clean.data))
     assert b"private" not in clean.data and b"Camera Maker" not in clean.data
-    assert b"Exif" not in clean.data
+    assert b"Exif" not in clean.data and b"Someone" not in clean.data
     assert not {"comment", "exif", "icc_profile", "xmp"} & set(kept.info)
 
 
@@ -259,3 +263,21 @@ def test_a_reference_kept_at_full_size_before_is_bounded_by_its_first_render(fun
     assert legacy.image.name != name
     assert Image.open(default_storage.open(legacy.image.name)).size == (2048, 1536)
     assert Generation.objects.get(batch__references=legacy).status == "succeeded"
+
+
+def test_what_the_library_serves_back_carries_none_of_the_uploaded_metadata(
+    owner, teammate, team, client_for
+):
+    """Uploaded through the composer by one member, seen by a teammate."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    upload = SimpleUploadedFile("brief.jpg", jpeg_with_metadata(), content_type="image/jpeg")
+    response = client_for(owner).post(
+        f"/t/{team.slug}/references/new/", {"image": upload}, HTTP_HX_REQUEST="true"
+    )
+    assert response.status_code == 200
+    reference = team.references.get()
+    served = client_for(teammate).get(f"/t/{team.slug}/references/{reference.pk}/image/")
+    body = b"".join(served.streaming_content)
+    assert Image.open(io.BytesIO(body)).size == (64, 48)
+    assert b"private" not in body and b"Camera Maker" not in body and b"Someone" not in body
