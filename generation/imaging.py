@@ -8,15 +8,29 @@ import hashlib
 import io
 import json
 import struct
+import threading
 import zlib
+from contextlib import nullcontext
 from dataclasses import dataclass
 
-from PIL import Image, ImageOps, PngImagePlugin
+from PIL import Image, ImageCms, ImageOps, PngImagePlugin
 
 THUMBNAIL_EDGE = 384  # grid tiles are at most ~300 CSS px wide; 384 keeps them crisp
 PREVIEW_EDGE = 1600
 UPLOAD_MAX_BYTES = 20 * 1024 * 1024
 UPLOAD_MAX_PIXELS = 40_000_000
+# References are kept at most this long on their longer side: what the image
+# models take in anyway (larger ones are scaled down on their side), and what
+# keeps every render that uses a reference from decoding tens of megapixels.
+REFERENCE_EDGE = 2048
+# A 40 MP upload decodes to 120-160 MB of pixels (PNG cannot be decoded at a
+# reduced scale). One such decode at a time per process keeps a threaded web
+# server's memory bounded however many arrive at once; the others wait about
+# a second each. Smaller images skip the queue.
+LARGE_DECODES = threading.BoundedSemaphore(1)
+LARGE_DECODE_PIXELS = REFERENCE_EDGE * REFERENCE_EDGE
+SRGB = ImageCms.createProfile("sRGB")
+EXIF_ORIENTATION = 0x0112
 UPLOAD_FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
 METADATA_KEY = "contact-sheet"
 
@@ -35,10 +49,13 @@ class Renditions:
     sha256: str
 
 
-def open_safely(data: bytes, *, max_pixels: int = UPLOAD_MAX_PIXELS) -> Image.Image:
+def open_safely(
+    data: bytes, *, max_pixels: int = UPLOAD_MAX_PIXELS, load: bool = True
+) -> Image.Image:
     """Decode bytes, refusing non-images, truncated files and decompression bombs.
 
     The pixel count is checked from the header before any pixel is decoded.
+    With load=False only the header is read; `load_safely` decodes later.
     """
     try:
         image = Image.open(io.BytesIO(data))
@@ -60,6 +77,10 @@ def open_safely(data: bytes, *, max_pixels: int = UPLOAD_MAX_PIXELS) -> Image.Im
             f"The image is {width}×{height} ({width * height / 1e6:.0f} megapixels); "
             f"the limit is {max_pixels / 1e6:.0f} megapixels."
         )
+    return load_safely(image) if load else image
+
+
+def load_safely(image: Image.Image) -> Image.Image:
     try:
         image.load()
     except (OSError, SyntaxError, Image.DecompressionBombError):
@@ -191,13 +212,26 @@ class CleanUpload:
 
 
 def clean_upload(data: bytes) -> CleanUpload:
-    """Validate an uploaded reference and re-encode it, dropping anything but pixels."""
+    """Validate an uploaded reference and keep only its pixels, bounded for rendering."""
     if len(data) > UPLOAD_MAX_BYTES:
         raise UnusableImage(
             f"The file is {len(data) / 1e6:.0f} MB; reference images can be up to "
             f"{UPLOAD_MAX_BYTES // (1024 * 1024)} MB."
         )
-    image = _flatten(open_safely(data))
+    return reference_copy(data)
+
+
+def reference_copy(data: bytes) -> CleanUpload:
+    """The reference as it is kept and sent to providers: at most REFERENCE_EDGE
+    on its longer side, in sRGB, re-encoded with no metadata at all (EXIF, XMP,
+    comments, text chunks, colour profiles: only the pixels survive)."""
+    header = open_safely(data, load=False)  # refuses what is not an image, or too large
+    large = header.width * header.height > LARGE_DECODE_PIXELS
+    del header
+    with LARGE_DECODES if large else nullcontext():
+        # Opened afresh so the decoded pixels have no other owner and the
+        # full-size ones are freed as soon as they are reduced.
+        image = _bounded_pixels(open_safely(data, load=False))
     out = io.BytesIO()
     if image.mode == "RGBA":
         image.save(out, "PNG", compress_level=3)
@@ -207,3 +241,85 @@ def clean_upload(data: bytes) -> CleanUpload:
         mime = "image/jpeg"
     clean = out.getvalue()
     return CleanUpload(clean, mime, image.width, image.height, hashlib.sha256(clean).hexdigest())
+
+
+def _bounded_pixels(image: Image.Image) -> Image.Image:
+    """Decode as little as needed, shrink, then turn upright and into sRGB.
+
+    A JPEG is decoded at 1/2, 1/4 or 1/8 scale when that still leaves the
+    bounded size (draft). Other formats decode at full size, so they are
+    reduced a strip at a time: the only full-size pixels in memory are the
+    decoded ones, never a converted copy of them. Rotation and colour
+    conversion then work on at most 4 MP.
+    """
+    scale = REFERENCE_EDGE / max(image.size)
+    if scale < 1 and image.format == "JPEG":
+        image.draft(None, (round(image.width * scale), round(image.height * scale)))
+    load_safely(image)
+    profile = image.info.get("icc_profile")
+    orientation = image.getexif().get(EXIF_ORIENTATION, 1)
+    mode = image.mode
+    if mode not in ("RGB", "RGBA", "L", "LA", "CMYK"):
+        # Palette and 1-bit images cannot be resampled smoothly as they are.
+        mode = "RGBA" if _has_alpha(image) else "RGB"
+    factor = max(image.size) // REFERENCE_EDGE  # of the decoded size: a draft is smaller
+    if factor > 1:
+        image = _reduce_in_strips(image, factor, mode)
+    elif image.mode != mode:
+        image = image.convert(mode)
+    image.thumbnail((REFERENCE_EDGE, REFERENCE_EDGE), Image.Resampling.LANCZOS)
+    if orientation in ORIENTATIONS:
+        image = image.transpose(ORIENTATIONS[orientation])
+    image = _to_srgb(image, profile)
+    if image.mode not in ("RGB", "RGBA"):
+        image = image.convert("RGBA" if _has_alpha(image) else "RGB")
+    # Nothing the source carried may ride along into the saved file.
+    image.info = {}
+    return image
+
+
+# EXIF orientation → the transpose that turns the stored pixels upright.
+ORIENTATIONS = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+STRIP_ROWS = 32  # output rows per strip: about 3 MB of input at 8000 px wide
+
+
+def _reduce_in_strips(image: Image.Image, factor: int, mode: str) -> Image.Image:
+    """Box-reduce by a whole factor, in `mode`, one horizontal strip at a time.
+
+    Image.reduce on RGBA (and a mode conversion) would first make a converted
+    full-size copy: 160 MB more at 40 MP. A strip's copy is a few MB.
+    """
+    width, height = image.size
+    reduced = Image.new(mode, (-(-width // factor), -(-height // factor)))
+    rows = STRIP_ROWS * factor
+    for top in range(0, height, rows):
+        strip = image.crop((0, top, width, min(top + rows, height)))
+        if strip.mode != mode:
+            strip = strip.convert(mode)
+        reduced.paste(strip.reduce(factor), (0, top // factor))
+    return reduced
+
+
+def _has_alpha(image: Image.Image) -> bool:
+    return "A" in image.getbands() or "transparency" in image.info
+
+
+def _to_srgb(image: Image.Image, profile: bytes | None) -> Image.Image:
+    """Pixels as sRGB, the space a provider and a browser assume untagged pixels are in."""
+    if not profile:
+        return image
+    mode = "RGBA" if _has_alpha(image) else "RGB"
+    try:
+        source = ImageCms.ImageCmsProfile(io.BytesIO(profile))
+        return ImageCms.profileToProfile(image, source, SRGB, outputMode=mode)
+    except (ImageCms.PyCMSError, OSError, ValueError, TypeError):
+        # A profile lcms cannot use: keep the pixels as they are rather than refuse.
+        return image

@@ -38,7 +38,7 @@ from .providers import (
     TransientError,
     provider_named,
 )
-from .storage import asset_store, read
+from .storage import asset_store, read, reference_bytes
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ def lane_run(lane: str) -> int | None:
 def _request_for(generation: Generation, deadline: float) -> tuple[RenderRequest, dict]:
     batch = generation.batch
     references = list(batch.references.all())
-    images = [read(r.image.name) for r in references]
+    images = [reference_bytes(r) for r in references]
     parent_hash = ""
     if generation.parent_id and generation.parent.asset_id:
         # The draft itself goes in as a reference, so the composition survives.

@@ -8,6 +8,7 @@ import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import date
 
 from django.conf import settings
 
@@ -16,6 +17,15 @@ from . import catalog
 PROMPT_MAX = 10_000
 MAX_REFERENCES = 14
 SEED_MAX = 2**31 - 1
+# The largest row id a 64-bit integer column holds (SQLite, PostgreSQL bigint):
+# a larger number cannot name a row, and handing it to the database is an
+# overflow error rather than "no such row".
+ID_MAX = 2**63 - 1
+# Days a filter may name. The calendar ends at 9999-12-31, but "until" means
+# "before the next midnight" and a time zone shifts midnight by hours, so the
+# edges of the calendar overflow; no image is older than 1900 or newer than 2999.
+DAY_MIN = date(1900, 1, 1)
+DAY_MAX = date(2999, 12, 31)
 # C0 and C1 control characters except tab and newline.
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
@@ -51,18 +61,43 @@ class BatchRequest:
 
 
 def parse_id(value) -> int | None:
-    """A row id from a form or query string, or None.
+    """A row id from a form, a query string or a JSON number, or None.
 
     ASCII digits only (str.isdigit also accepts "²", which int() refuses)
-    and at most 18 of them (a larger number overflows SQLite's integers).
+    and no larger than ID_MAX.
     """
     text = str(value).strip()
-    return int(text) if text.isascii() and text.isdigit() and len(text) <= 18 else None
+    if not (text.isascii() and text.isdigit()) or len(text) > len(str(ID_MAX)):
+        return None
+    number = int(text)
+    return number if number <= ID_MAX else None
 
 
 def parse_ids(values, *, limit: int | None = None) -> list[int]:
     ids = [i for i in map(parse_id, values) if i is not None]
     return ids[:limit] if limit else ids
+
+
+def day_in_range(day: date) -> date:
+    """The day itself, or ValueError saying which days a filter takes."""
+    if not DAY_MIN <= day <= DAY_MAX:
+        raise ValueError(
+            f"Choose a day between {DAY_MIN.isoformat()} and {DAY_MAX.isoformat()} "
+            f"({day.isoformat()} is outside them)."
+        )
+    return day
+
+
+def parse_day(value) -> date | None:
+    """A YYYY-MM-DD day from a query string, None when empty, or ValueError in words."""
+    text = str(value or "").strip()
+    if not text:
+        return None
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"“{text[:20]}” is not a day; write it as YYYY-MM-DD.")
+    return day_in_range(day)
 
 
 def clean_prompt(raw: str) -> str:
@@ -136,8 +171,10 @@ def parse_batch_request(data: Mapping, reference_ids=()) -> BatchRequest:
 
     refs: list[int] = []
     for value in reference_ids:
-        ref = _int(value, "references", errors, "Unknown reference image.")
-        if ref is not None and ref not in refs:
+        ref = parse_id(value)
+        if ref is None:
+            errors["references"] = "Unknown reference image."
+        elif ref not in refs:
             refs.append(ref)
     if len(refs) > MAX_REFERENCES:
         errors["references"] = (

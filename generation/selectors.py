@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from . import quotas
 from .models import OUTSTANDING, Batch, Generation, Project, Reference, Status
+from .requests import parse_id
 
 # Three grids of up to 50 keep the page under 50 ms; older ones load on demand.
 GRIDS_PER_PAGE = 3
@@ -288,8 +289,8 @@ def decode_cursor(value: str | None) -> tuple[datetime, int] | None:
     try:
         raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode()
         micros, pk = raw.split(".")
-        created = from_micros(micros)
-        return (created, int(pk)) if created else None
+        created, pk = from_micros(micros), parse_id(pk)
+        return (created, pk) if created and pk is not None else None
     except (ValueError, binascii.Error, UnicodeDecodeError):
         return None
 

@@ -26,7 +26,7 @@ from .backends import backend_for
 from .imaging import clean_upload
 from .models import OUTSTANDING, Batch, Generation, Project, Reference, Status
 from .providers import provider_named
-from .requests import BatchRequest, InvalidRequest, parse_ids
+from .requests import BatchRequest, InvalidRequest, parse_id, parse_ids
 from .storage import reference_store
 
 
@@ -275,10 +275,10 @@ def generation_promote(*, team, member, generation_ids, size: str, fresh: bool =
         raise SubmitRefused("Promote to Pro at 2K or 4K.", errors={"size": "Choose 2K or 4K."})
     ids = []
     for value in generation_ids:
-        try:
-            ids.append(int(value))
-        except (TypeError, ValueError):
+        pk = parse_id(value)
+        if pk is None:
             raise SubmitRefused("Choose images from the grid to promote.")
+        ids.append(pk)
     ids = list(dict.fromkeys(ids))
     if not ids:
         raise SubmitRefused("Choose at least one image to promote.")

@@ -9,7 +9,7 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 
-from .imaging import CleanUpload, Renditions
+from .imaging import REFERENCE_EDGE, CleanUpload, Renditions, UnusableImage, reference_copy
 from .models import Asset, Reference
 
 
@@ -52,8 +52,7 @@ def reference_store(*, team, name: str, upload: CleanUpload, created_by) -> tupl
     existing = Reference.objects.filter(team=team, sha256=upload.sha256).first()
     if existing:
         return existing, False
-    extension = "png" if upload.mime_type == "image/png" else "jpg"
-    path = _save(f"teams/{team.pk}/references/{upload.sha256}.{extension}", upload.data)
+    path = _save(_reference_name(team.pk, upload), upload.data)
     try:
         with transaction.atomic():
             reference = Reference.objects.create(
@@ -70,6 +69,38 @@ def reference_store(*, team, name: str, upload: CleanUpload, created_by) -> tupl
     except IntegrityError:
         return Reference.objects.get(team=team, sha256=upload.sha256), False
     return reference, True
+
+
+def _reference_name(team_id: int, upload: CleanUpload) -> str:
+    extension = "png" if upload.mime_type == "image/png" else "jpg"
+    return f"teams/{team_id}/references/{upload.sha256}.{extension}"
+
+
+def reference_bytes(reference: Reference) -> bytes:
+    """What a render sends for a reference: the bounded copy kept at upload.
+
+    References uploaded before uploads were bounded are kept at full size;
+    the first render that uses one stores its bounded copy and points the row
+    at it, so that cost is paid once. The row keeps its hash: it is the
+    reference's identity in the cache and in the library, not a file name.
+    """
+    data = read(reference.image.name)
+    if max(reference.width, reference.height) <= REFERENCE_EDGE:
+        return data
+    try:
+        copy = reference_copy(data)
+    except UnusableImage:
+        return data  # sent as it always was; the provider says what it makes of it
+    path = _save(_reference_name(reference.team_id, copy), copy.data)
+    # Conditional on the old file, so two workers doing this at once agree.
+    Reference.objects.filter(pk=reference.pk, image=reference.image.name).update(
+        image=path,
+        mime_type=copy.mime_type,
+        width=copy.width,
+        height=copy.height,
+        bytes=len(copy.data),
+    )
+    return copy.data
 
 
 def read(name: str) -> bytes:

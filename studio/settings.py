@@ -94,6 +94,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Before anything reads the body (CSRF checking parses forms).
+    "studio.middleware.RequestSizeLimitMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -194,9 +196,11 @@ if os.environ.get("S3_BUCKET"):
         },
     }
 
-# Uploads: references may be up to 20 MB; anything larger is refused before
-# it is read into memory.
-DATA_UPLOAD_MAX_MEMORY_SIZE = 25 * 1024 * 1024
+# Uploads: references may be up to 20 MB; a larger body is refused by its
+# Content-Length before it is read (studio.middleware). Everything that is not
+# a file (form fields, JSON, webhooks) is far smaller: a prompt is at most
+# 10,000 characters. Files above 5 MB are spooled to disk while they arrive.
+DATA_UPLOAD_MAX_MEMORY_SIZE = int(2.5 * 1024 * 1024)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 
 EMAIL_BACKEND = os.environ.get(

@@ -1,8 +1,31 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import include, path
+from django.urls import include, path, register_converter
+
+from generation.requests import ID_MAX, parse_id
 
 from .views import accounts, backends, health, media, teams
+
+
+class RowIdConverter:
+    """`<id:pk>`: digits that can name a row. Django's `<int:…>` takes any
+    number of digits, and a lookup with one past the database's integers is
+    an overflow error (a 500) where it should simply match nothing (a 404)."""
+
+    regex = f"[0-9]{{1,{len(str(ID_MAX))}}}"
+
+    def to_python(self, value: str) -> int:
+        pk = parse_id(value)
+        if pk is None:
+            raise ValueError("not a row id")  # Django tries the next pattern, then 404s
+        return pk
+
+    def to_url(self, value) -> str:
+        return str(value)
+
+
+# Registered before the included route modules below are imported.
+register_converter(RowIdConverter, "id")
 
 urlpatterns = [
     path("", teams.home, name="home"),
@@ -26,11 +49,11 @@ urlpatterns = [
     path("t/<slug:slug>/delete/", teams.team_delete_view, name="team-delete"),
     path("t/<slug:slug>/backends/", backends.team_backends, name="team-backends"),
     path(
-        "t/<slug:slug>/images/<int:pk>/<str:kind>/",
+        "t/<slug:slug>/images/<id:pk>/<str:kind>/",
         media.generation_image,
         name="generation-image",
     ),
-    path("t/<slug:slug>/references/<int:pk>/image/", media.reference_image, name="reference-image"),
+    path("t/<slug:slug>/references/<id:pk>/image/", media.reference_image, name="reference-image"),
     path("", include("studio.gallery_urls")),
     path("", include("billing.urls")),
     path("", include("generation.urls")),

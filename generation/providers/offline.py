@@ -70,10 +70,12 @@ def render_image(request: RenderRequest) -> Image.Image:
     divisor = 3 if pro else 4
     work = (max(48, round(width / divisor)), max(48, round(height / divisor)))
 
-    reference_colors = [_average_color(data) for data in request.references]
-    reference_digest = hashlib.sha256(
-        b"".join(hashlib.sha256(data).digest() for data in request.references)
-    ).digest()
+    reference_hashes = [hashlib.sha256(data).digest() for data in request.references]
+    reference_colors = [
+        _average_color(data, digest)
+        for data, digest in zip(request.references, reference_hashes, strict=True)
+    ]
+    reference_digest = hashlib.sha256(b"".join(reference_hashes)).digest()
     palette = _palette(request.prompt, reference_colors)
     # Python's hash() is salted per process; sha256 keeps renders stable everywhere.
     composition = random.Random(
@@ -132,7 +134,23 @@ def _palette(prompt: str, reference_colors: list[RGB]) -> list[RGB]:
     return colors
 
 
-def _average_color(data: bytes) -> RGB:
+# Every image of a grid carries the same references: decode each once per
+# process, not once per image (a 2048 px PNG still takes tens of milliseconds).
+_REFERENCE_COLORS: dict[bytes, RGB] = {}
+_REFERENCE_COLORS_KEPT = 1024
+
+
+def _average_color(data: bytes, digest: bytes) -> RGB:
+    """The mean color of a reference (remembered by its hash)."""
+    color = _REFERENCE_COLORS.get(digest)
+    if color is None:
+        if len(_REFERENCE_COLORS) >= _REFERENCE_COLORS_KEPT:
+            _REFERENCE_COLORS.clear()
+        color = _REFERENCE_COLORS[digest] = _measure_color(data)
+    return color
+
+
+def _measure_color(data: bytes) -> RGB:
     """The mean color of a reference, or a color from its hash if Pillow cannot read it."""
     try:
         with Image.open(io.BytesIO(data)) as image:

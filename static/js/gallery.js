@@ -4,11 +4,11 @@
 (function () {
   "use strict";
 
-  // --- htmx: show refusals (400 invalid, 402 credits, 403 not yours, 429 busy) where
-  // they belong; a 403 carries only its reason, swapped into the messages.
+  // --- htmx: show refusals (400 invalid, 402 credits, 403 not yours, 413 too large,
+  // 429 busy) where they belong; a 403 carries only its reason, swapped into the messages.
   document.addEventListener("htmx:beforeSwap", function (event) {
     const status = event.detail.xhr.status;
-    if ([400, 402, 403, 404, 422, 429].includes(status)) {
+    if ([400, 402, 403, 404, 413, 422, 429].includes(status)) {
       event.detail.shouldSwap = true;
       event.detail.isError = false;
     }

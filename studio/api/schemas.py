@@ -6,12 +6,35 @@ same way for a form and for a script.
 """
 
 from datetime import date, datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from ninja import Field, Schema
+from pydantic import AfterValidator
+from pydantic_core import PydanticCustomError
 
 from generation import catalog
-from generation.requests import MAX_REFERENCES, PROMPT_MAX
+from generation.requests import ID_MAX, MAX_REFERENCES, PROMPT_MAX, day_in_range
+
+
+def _row_id(value: int) -> int:
+    # JSON numbers have no size limit; a row id must fit the database's integers.
+    if not 1 <= value <= ID_MAX:
+        raise PydanticCustomError(
+            "row_id", "Not an id: ids are whole numbers from 1 to {max}.", {"max": ID_MAX}
+        )
+    return value
+
+
+def _day(value: date) -> date:
+    try:
+        return day_in_range(value)
+    except ValueError as error:
+        raise PydanticCustomError("day_range", str(error))
+
+
+# The same bounds the pages' parsing applies (generation.requests).
+RowId = Annotated[int, AfterValidator(_row_id)]
+Day = Annotated[date, AfterValidator(_day)]
 
 
 class Error(Schema):
@@ -44,12 +67,12 @@ class BatchIn(Schema):
     fresh: bool = Field(
         default=False, description="Render again even when an identical image is stored."
     )
-    references: list[int] = Field(
+    references: list[RowId] = Field(
         default_factory=list,
         max_length=MAX_REFERENCES * 4,
         description="Ids of reference images from the team's library.",
     )
-    project: int | None = Field(default=None, description="Id of the project to file it under.")
+    project: RowId | None = Field(default=None, description="Id of the project to file it under.")
 
 
 class Progress(Schema):
@@ -125,8 +148,8 @@ class ImageFilters(Schema):
     size: Literal["", "512", "1K", "2K", "4K"] = ""
     member: str = Field(default="", max_length=150, description="Username of a member.")
     status: Literal["", "queued", "running", "succeeded", "failed", "blocked", "canceled"] = ""
-    since: date | None = Field(default=None, description="Made on or after this day.")
-    until: date | None = Field(default=None, description="Made on or before this day.")
+    since: Day | None = Field(default=None, description="Made on or after this day.")
+    until: Day | None = Field(default=None, description="Made on or before this day.")
     archived: bool = False
     cursor: str = Field(default="", max_length=100, description="next_cursor of the last page.")
 
@@ -137,7 +160,7 @@ class ImagePage(Schema):
 
 
 class PromoteIn(Schema):
-    ids: list[int] = Field(
+    ids: list[RowId] = Field(
         min_length=1, max_length=200, description="Finished Flash drafts to render on Pro."
     )
     size: Literal["2K", "4K"] = "2K"

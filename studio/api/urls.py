@@ -8,5 +8,5 @@ from .endpoints import api
 urlpatterns = [
     path("api/v1/", api.urls),
     path("t/<slug:slug>/api-tokens/", tokens.token_list, name="api-tokens"),
-    path("t/<slug:slug>/api-tokens/<int:pk>/revoke/", tokens.token_revoke, name="api-token-revoke"),
+    path("t/<slug:slug>/api-tokens/<id:pk>/revoke/", tokens.token_revoke, name="api-token-revoke"),
 ]

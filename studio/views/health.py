@@ -1,10 +1,12 @@
-"""/healthz: is the database answering, the broker reachable, are both lanes served?"""
+"""/healthz: is the configuration usable, the database answering, the broker
+reachable, are both lanes served?"""
 
 from django.db import connection
 from django.http import JsonResponse
 from django.views.decorators.cache import never_cache
 
 from ..celery import app as celery_app
+from ..checks import configuration_errors
 
 LANES = ("flash", "pro")
 
@@ -34,12 +36,30 @@ def _broker_and_lanes() -> tuple[dict, dict]:
     return {"ok": True}, {lane: {"ok": n > 0, "workers": n} for lane, n in workers.items()}
 
 
+def _configuration() -> dict:
+    # The start-up checks' words, so a site that would fail every render is never "healthy".
+    errors = [" ".join(filter(None, (e.msg, e.hint))) for e in configuration_errors()]
+    return {"ok": not errors, "errors": errors}
+
+
 @never_cache
 def healthz(request):
+    configuration = _configuration()
     database = _database()
     broker, lanes = _broker_and_lanes()
-    healthy = database["ok"] and broker["ok"] and all(lane["ok"] for lane in lanes.values())
+    healthy = (
+        configuration["ok"]
+        and database["ok"]
+        and broker["ok"]
+        and all(lane["ok"] for lane in lanes.values())
+    )
     return JsonResponse(
-        {"ok": healthy, "database": database, "broker": broker, "lanes": lanes},
+        {
+            "ok": healthy,
+            "configuration": configuration,
+            "database": database,
+            "broker": broker,
+            "lanes": lanes,
+        },
         status=200 if healthy else 503,
     )

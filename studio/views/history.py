@@ -1,24 +1,30 @@
 """History and search across the team's images, a cursor page at a time."""
 
-from datetime import date
-
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from generation import catalog
 from generation.models import Status
-from generation.requests import parse_id
+from generation.requests import InvalidRequest, parse_day, parse_id
 from generation.selectors import HistoryFilters, decode_cursor, history_page
 
 from ..teams import team_for_member
 
+DAY_FIELDS = {"from": "From", "to": "To"}
 
-def _date(value: str) -> date | None:
-    try:
-        return date.fromisoformat(value) if value else None
-    except ValueError:
-        return None
+
+def _days(data) -> dict:
+    """The from/to days, or InvalidRequest saying which one is not a day we take."""
+    days, errors = {}, {}
+    for name, label in DAY_FIELDS.items():
+        try:
+            days[name] = parse_day(data.get(name, ""))
+        except ValueError as error:
+            errors[name] = f"{label}: {error}"
+    if errors:
+        raise InvalidRequest(errors)
+    return days
 
 
 def parse_filters(data) -> HistoryFilters:
@@ -26,6 +32,7 @@ def parse_filters(data) -> HistoryFilters:
     size = data.get("size", "")
     status = data.get("status", "")
     member = data.get("member", "")
+    days = _days(data)
     return HistoryFilters(
         text=data.get("q", "").strip()[:200],
         starred=data.get("starred") == "1",
@@ -33,8 +40,8 @@ def parse_filters(data) -> HistoryFilters:
         size=size if size in catalog.SCALE else "",
         member_id=parse_id(member),
         status=status if status in Status.values else "",
-        since=_date(data.get("from", "")),
-        until=_date(data.get("to", "")),
+        since=days["from"],
+        until=days["to"],
         archived=data.get("archived") == "1",
     )
 
@@ -43,10 +50,17 @@ def parse_filters(data) -> HistoryFilters:
 @require_GET
 def history(request, slug):
     access = team_for_member(request, slug)
-    filters = parse_filters(request.GET)
-    images, next_cursor = history_page(
-        team=access.team, filters=filters, cursor=decode_cursor(request.GET.get("cursor"))
-    )
+    problems = {}
+    try:
+        filters = parse_filters(request.GET)
+    except InvalidRequest as invalid:
+        problems = invalid.errors
+        filters = HistoryFilters()
+        images, next_cursor = [], ""
+    else:
+        images, next_cursor = history_page(
+            team=access.team, filters=filters, cursor=decode_cursor(request.GET.get("cursor"))
+        )
     query = request.GET.copy()
     query.pop("cursor", None)
     context = {
@@ -60,7 +74,9 @@ def history(request, slug):
         "tiers": [(t, catalog.TIER_LABELS[t]) for t in catalog.TIERS],
         "sizes": list(catalog.SCALE),
         "statuses": Status.choices,
+        "problems": problems,
     }
+    status = 400 if problems else 200
     if request.htmx and request.GET.get("cursor"):
-        return render(request, "studio/gallery/_history_page.html", context)
-    return render(request, "studio/gallery/history.html", context)
+        return render(request, "studio/gallery/_history_page.html", context, status=status)
+    return render(request, "studio/gallery/history.html", context, status=status)

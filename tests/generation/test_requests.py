@@ -122,3 +122,46 @@ def test_ids_are_parsed_and_limited():
     from generation.requests import parse_ids
 
     assert parse_ids(["3", "²", "x", "7", "12"], limit=2) == [3, 7]
+
+
+def test_ids_stop_at_the_databases_integers():
+    from generation.requests import ID_MAX, parse_id
+
+    assert parse_id(str(ID_MAX)) == ID_MAX
+    assert parse_id(str(ID_MAX + 1)) is None
+    assert parse_id(10**30) is None
+
+
+def test_a_reference_id_past_the_databases_integers_is_unknown_not_an_overflow():
+    assert errors_for_references([str(2**63)]) == {"references": "Unknown reference image."}
+
+
+def errors_for_references(ids):
+    with pytest.raises(InvalidRequest) as refused:
+        parse_batch_request(GOOD, ids)
+    return refused.value.errors
+
+
+@pytest.mark.parametrize(
+    "value, words",
+    [
+        ("9999-12-31", "between 1900-01-01 and 2999-12-31"),
+        ("0001-01-01", "between 1900-01-01 and 2999-12-31"),
+        ("2024-02-30", "YYYY-MM-DD"),
+        ("yesterday", "YYYY-MM-DD"),
+    ],
+)
+def test_days_at_the_edge_of_the_calendar_are_refused_in_words(value, words):
+    from generation.requests import parse_day
+
+    with pytest.raises(ValueError, match=words):
+        parse_day(value)
+
+
+def test_ordinary_days_parse():
+    from datetime import date
+
+    from generation.requests import parse_day
+
+    assert parse_day(" 2026-03-01 ") == date(2026, 3, 1)
+    assert parse_day("") is None

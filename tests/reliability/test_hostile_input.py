@@ -14,6 +14,7 @@ import re
 import time
 import zipfile
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pytest
 import redis
@@ -147,7 +148,8 @@ def cases(scene) -> list[tuple[str, str, str, dict, dict, str]]:
         ("truncated PNG", "post", upload_url, upload("cut.png", truncated), htmx, ""),
         ("decompression bomb", "post", upload_url, upload("bomb.png", bomb()), htmx, ""),
         ("60 MB upload", "post", upload_url, upload("huge.png", b"\x89PNG" + b"\0" * 60_000_000),
-         htmx, "MB"),
+         htmx, "up to 20 MB"),
+        ("3 MB form", "urlencoded", submit_url, form(prompt="x" * 3_000_000), {}, "up to 2.5 MB"),
         ("SVG with a script", "post", upload_url, upload("x.svg", SVG, "image/svg+xml"), htmx, ""),
         ("top-up -5", "post", f"/t/{slug}/billing/top-up/", {"amount": "-5", "note": "x"}, {}, ""),
         ("top-up 0", "post", f"/t/{slug}/billing/top-up/", {"amount": "0", "note": "x"}, {}, ""),
@@ -167,12 +169,39 @@ def cases(scene) -> list[tuple[str, str, str, dict, dict, str]]:
          {"ids": [str(scene["mine"].pk)], "size": "8K"}, {}, "2K or 4K"),
         ("submit to another team's project", "post",
          f"/t/{slug}/projects/{scene['other_reference'].pk + 10_000}/submit/", ok, {}, ""),
+        # Numbers past the database's 64-bit integers, days at the calendar's edge.
+        ("a reference id of 2**63", "post", submit_url, {**ok, "references": [str(2**63)]}, {},
+         "Unknown reference"),
+        ("a batch id of 10**30 in the path", "get", f"/t/{slug}/batches/{10**30}/poll/", {}, {},
+         ""),
+        ("history to 9999-12-31", "get", f"/t/{slug}/history/", {"to": "9999-12-31"}, {},
+         "2999-12-31"),
+        ("history from 0001-01-01", "get", f"/t/{slug}/history/", {"from": "0001-01-01"}, {},
+         "1900-01-01"),
+        ("history to a non-day", "get", f"/t/{slug}/history/", {"to": "2024-02-30"}, {},
+         "YYYY-MM-DD"),
+        ("API: a reference id of 2**63", "api-post", "/api/v1/batches",
+         {**ok, "count": 1, "references": [2**63]}, {}, "Not an id"),
+        ("API: a project id of 10**30", "api-post", "/api/v1/batches",
+         {**ok, "count": 1, "project": 10**30}, {}, "Not an id"),
+        ("API: promote ids of 10**30", "api-post", "/api/v1/images/promote",
+         {"ids": [10**30], "size": "2K"}, {}, "Not an id"),
+        ("API: until 9999-12-31", "api-get", "/api/v1/images", {"until": "9999-12-31"}, {},
+         "2999-12-31"),
+        ("API: since 0001-01-01", "api-get", "/api/v1/images", {"since": "0001-01-01"}, {},
+         "1900-01-01"),
     ]  # fmt: skip
 
 
-def test_bad_inputs_get_a_clear_4xx_and_leave_nothing(scene, owner, settings):
+@pytest.mark.parametrize("debug", [True, False], ids=["DEBUG=1", "DEBUG=0"])
+def test_bad_inputs_get_a_clear_4xx_and_leave_nothing(scene, owner, settings, debug):
+    from studio.api.tokens import api_token_create
+
+    settings.DEBUG = debug
     client = Client()
     client.force_login(owner)
+    token = api_token_create(user=owner, team=scene["team"], name="hostile")[1]
+    api = {"HTTP_AUTHORIZATION": f"Bearer {token}"}
     table = cases(scene)
     assert len(table) >= 25
     failures = []
@@ -188,6 +217,16 @@ def test_bad_inputs_get_a_clear_4xx_and_leave_nothing(scene, owner, settings):
             response = client.post(
                 path, data["payload"], content_type="application/json", **headers
             )
+        elif kind == "get":
+            response = client.get(path, data, **headers)
+        elif kind == "urlencoded":  # what a browser sends for a form without a file
+            body = urlencode(data, doseq=True)
+            content_type = "application/x-www-form-urlencoded"
+            response = client.post(path, body, content_type=content_type, **headers)
+        elif kind == "api-post":
+            response = Client().post(path, data, content_type="application/json", **api)
+        elif kind == "api-get":
+            response = Client().get(path, data, **api)
         else:
             response = client.post(path, data, **headers)
         after = (
@@ -242,3 +281,55 @@ def test_a_gigapixel_header_is_refused_in_words_not_a_server_error():
 
     with pytest.raises(UnusableImage, match="megapixels"):
         open_safely(bomb())
+
+
+class Unreadable:
+    """A request body that fails the test if anything reads it."""
+
+    def read(self, *args):
+        raise AssertionError("the body was read")
+
+    readline = read
+
+
+@pytest.mark.parametrize(
+    "path, content_type, headers, words",
+    [
+        ("/t/{slug}/references/new/", "multipart/form-data; boundary=x",
+         {"HTTP_HX_REQUEST": "true"}, "up to 20 MB"),
+        ("/t/{slug}/references/new/", "multipart/form-data; boundary=x", {}, "up to 20 MB"),
+        ("/api/v1/batches", "application/json", {}, "up to 2.5 MB"),
+        ("/stripe/webhook/", "application/json", {}, "up to 2.5 MB"),
+    ],
+)  # fmt: skip
+def test_a_300_mb_body_is_refused_by_its_length_before_it_is_read(
+    owner, team, client, path, content_type, headers, words
+):
+    client.force_login(owner)
+    response = client.generic(
+        "POST",
+        path.format(slug=team.slug),
+        CONTENT_TYPE=content_type,
+        CONTENT_LENGTH=str(300 * 1024 * 1024),
+        **{"wsgi.input": Unreadable()},
+        **headers,
+    )
+    assert response.status_code == 413
+    assert words in response.content.decode()
+    if headers:
+        assert response["HX-Retarget"] == "#messages"
+
+
+def test_a_multipart_form_with_megabytes_of_text_is_refused_in_words(owner, team, client):
+    """Multipart text fields count against DATA_UPLOAD_MAX_MEMORY_SIZE while the
+    form is parsed, which Django answers with its 400 page: that page says why."""
+    from generation.models import Project
+
+    project = Project.objects.create(team=team, name="Big text", created_by=owner)
+    client.force_login(owner)
+    response = client.post(
+        f"/t/{team.slug}/projects/{project.pk}/submit/",
+        {"prompt": "x" * 3_000_000, "tier": "flash", "size": "1K", "aspect": "1:1"},
+    )
+    assert response.status_code == 400
+    assert "up to 2.5 MB" in response.content.decode()
