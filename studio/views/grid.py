@@ -5,7 +5,7 @@ from urllib.parse import urlparse
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404
+from django.http import Http404, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -23,6 +23,8 @@ from generation.services import (
     SubmitRefused,
     batch_cancel,
     generation_promote,
+    generation_rate,
+    generation_reject,
     generation_star,
     generations_archive,
 )
@@ -83,7 +85,34 @@ def image_star(request, slug, pk):
     generation = get_object_or_404(Generation, team=access.team, pk=pk)
     generation_star(generation=generation, starred=request.POST.get("starred") == "1")
     if request.htmx:
-        return render(request, "studio/gallery/_star.html", {"generation": generation})
+        context = {"generation": generation, "in_tile": request.POST.get("in_tile") == "1"}
+        return render(request, "studio/gallery/_star.html", context)
+    return _back(request, slug)
+
+
+@login_required
+@require_POST
+def image_reject(request, slug, pk):
+    """Reject an image (rejected=1) or take it back (rejected=0); htmx gets the new tile."""
+    access = team_for_member(request, slug)
+    generation = get_object_or_404(Generation, team=access.team, pk=pk)
+    generation_reject(generation=generation, rejected=request.POST.get("rejected") == "1")
+    if request.htmx:
+        return render(request, "studio/gallery/_tile.html", {"g": generation})
+    return _back(request, slug)
+
+
+@login_required
+@require_POST
+def image_rate(request, slug, pk):
+    access = team_for_member(request, slug)
+    generation = get_object_or_404(Generation, team=access.team, pk=pk)
+    try:
+        generation_rate(generation=generation, rating=int(request.POST.get("rating", "")))
+    except (ValueError, SubmitRefused):
+        return HttpResponseBadRequest("A rating is 1 to 5 (0 clears it).")
+    if request.htmx:
+        return render(request, "studio/gallery/_tile.html", {"g": generation})
     return _back(request, slug)
 
 
