@@ -21,6 +21,7 @@ urlpatterns = [
     path("t/<slug:slug>/batches/<int:pk>/poll/", grid.batch_poll, name="batch-poll"),
     path("t/<slug:slug>/batches/<int:pk>/cancel/", grid.batch_cancel_view, name="batch-cancel"),
     path("t/<slug:slug>/images/<int:pk>/", images.image_page, name="image"),
+    path("t/<slug:slug>/compare/", images.compare_many, name="compare-many"),
     path("t/<slug:slug>/compare/<int:pk>/", images.compare, name="compare"),
     path("t/<slug:slug>/reuse/<int:pk>/", composer.reuse, name="image-reuse"),
     path("t/<slug:slug>/star/<int:pk>/", grid.image_star, name="image-star"),
