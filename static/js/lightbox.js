@@ -416,6 +416,13 @@
     if (tile) {
       focusTile(tile);
       rememberPlace(tile, true);
+      // The traversal back to "#tile-<id>" may move focus to the page after this
+      // (the figure of that id takes no focus): once it settled, put it back.
+      [0, 120].forEach(function (delay) {
+        setTimeout(function () {
+          if (document.activeElement === document.body && tile.isConnected) focusTile(tile);
+        }, delay);
+      });
     }
   }
 
@@ -509,6 +516,11 @@
         }
       }
     }
+  });
+  // Going back to "#tile-<id>" makes the browser move focus to the (unfocusable)
+  // figure of that id, that is to the page: put it back on the tile's link.
+  window.addEventListener("hashchange", function () {
+    if (document.activeElement === document.body || document.activeElement === null) restorePlace();
   });
   window.addEventListener("pageshow", function () {
     if (history.state && history.state.viewer) {
