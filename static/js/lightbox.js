@@ -405,8 +405,16 @@
     viewer.element.focus({ preventScroll: true });
     // The address bar shows the image's own URL (reload or share it), and
     // Back closes the viewer.
+    viewer.pageUrl = location.href;
     history.pushState({ viewer: tile.dataset.id }, "", imageUrl(tile));
   }
+  // While the viewer shows an image's URL, the page a request comes from is
+  // still the grid beneath it (a promote then adds its Pro grid in place).
+  document.addEventListener("htmx:configRequest", function (event) {
+    if (viewer.element && !viewer.element.hidden && viewer.pageUrl) {
+      event.detail.headers["HX-Current-URL"] = viewer.pageUrl;
+    }
+  });
 
   function hideViewer() {
     if (!viewer.element || viewer.element.hidden) return;
