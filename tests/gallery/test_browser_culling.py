@@ -125,7 +125,7 @@ def test_culling_a_50_image_grid_with_the_keyboard_only(
     here = page.locator(f"#tile-{tiles[1].pk}").bounding_box()
     page.keyboard.press("ArrowDown")
     page.wait_for_function(
-        "() => document.activeElement.closest('.tile').id !== 'tile-%d'" % tiles[1].pk
+        "id => document.activeElement.closest('.tile').id !== id", arg=f"tile-{tiles[1].pk}"
     )
     below = page.evaluate(
         "document.activeElement.closest('.tile').getBoundingClientRect().toJSON()"
