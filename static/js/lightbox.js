@@ -668,7 +668,7 @@
     }
     if (event.button !== 0 || event.ctrlKey || event.metaKey || event.shiftKey || event.altKey) return;
     const star = event.target.closest(".tile [data-star]");
-    if (star) { event.preventDefault(); actions.star(tileOf(star)); return; }
+    if (star) { actions.star(tileOf(star)); return; }
     const link = event.target.closest(".tile-image[data-open]");
     if (link) { event.preventDefault(); openViewer(tileOf(link)); }
   });

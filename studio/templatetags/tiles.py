@@ -1,10 +1,10 @@
-"""Grid tiles and star buttons: {% tile g %}, {% tile g oob=True %}, {% star g %}.
+"""Grid tiles: {% tiles list %}, {% tiles list oob=True %} and {% tile g %}.
 
-The markup lives in templates/studio/gallery/_tile.jinja and _star.jinja. They
-are Jinja2 templates because a project page draws up to 150 tiles and a poll
-up to 50: through Django's engine a tile cost about 0.2 ms, most of a page's
-server time (bench B5, B6b); Jinja2 compiles a template to Python once and
-renders one in a few hundredths of that. Jinja2 escapes every value itself.
+The markup lives in templates/studio/gallery/_tiles.jinja. It is a Jinja2
+template because a project page draws up to 150 tiles and a poll up to 50:
+through Django's engine a tile cost about 0.2 ms, most of a page's server time
+(bench B5, B6b). A list of tiles is one Jinja2 render (a loop), since starting
+a render costs about what a tile does. Jinja2 escapes every value itself.
 """
 
 from django import template
@@ -15,25 +15,15 @@ from django.utils.safestring import SafeString, mark_safe
 register = template.Library()
 
 
-def _jinja(name: str):
-    return engines["jinja2"].env.get_template(name)
-
-
-def _team_url(context) -> str:
-    return context.get("team_url") or reverse("team", args=[context["team"].slug])
-
-
-def _render(name: str, context, **values) -> SafeString:
-    values.update(team_url=_team_url(context), csrf_token=str(context["csrf_token"]))
-    return mark_safe(_jinja(name).render(values))  # noqa: S308 - Jinja2 escaped it
-
-
 @register.simple_tag(takes_context=True)
-def star(context, generation, in_tile: bool = False) -> SafeString:
-    return _render("studio/gallery/_star.jinja", context, g=generation, in_tile=in_tile)
+def tiles(context, generations, oob: bool = False) -> SafeString:
+    """The tiles of a grid or a page; `oob` marks them for out-of-band swaps (a poll)."""
+    team_url = context.get("team_url") or reverse("team", args=[context["team"].slug])
+    template = engines["jinja2"].env.get_template("studio/gallery/_tiles.jinja")
+    html = template.render(tiles=generations, oob=oob, team_url=team_url)
+    return mark_safe(html)  # noqa: S308 - escaped by Jinja2's autoescape
 
 
 @register.simple_tag(takes_context=True)
 def tile(context, g, oob: bool = False) -> SafeString:
-    """One grid tile; `oob` marks it for an out-of-band swap in a poll answer."""
-    return _render("studio/gallery/_tile.jinja", context, g=g, oob=oob)
+    return tiles(context, [g], oob=oob)

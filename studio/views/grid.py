@@ -88,8 +88,7 @@ def image_star(request, slug, pk):
         # The grid's S key: the whole tile, so its marks and its version follow.
         return render(request, "studio/gallery/_tile.html", {"g": generation})
     if request.htmx:
-        context = {"generation": generation, "in_tile": request.POST.get("in_tile") == "1"}
-        return render(request, "studio/gallery/_star.html", context)
+        return render(request, "studio/gallery/_star.html", {"generation": generation})
     return _back(request, slug)
 
 
