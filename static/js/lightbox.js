@@ -450,6 +450,10 @@
   }
 
   function moveViewer(step) {
+    // A poll may have swapped the tile in view for a newer copy of it.
+    if (viewer.tile && !viewer.tile.isConnected) {
+      viewer.tile = document.getElementById("tile-" + viewer.element.dataset.tileId) || viewer.tile;
+    }
     const tiles = allTiles(true);
     const index = tiles.indexOf(viewer.tile);
     const next = tiles[index + step];

@@ -156,7 +156,7 @@ def test_culling_a_50_image_grid_with_the_keyboard_only(
     page.wait_for_function(
         "() => [...document.querySelectorAll('.tile img')].every(i => i.complete)"
     )
-    page.set_viewport_size({"width": 1280, "height": 900})
+    page.evaluate("document.getElementById('keys-help').hidden = false; window.scrollTo(0, 0)")
     page.screenshot(path=str(SCREENSHOTS / "grid-culling.png"))
 
 
