@@ -385,6 +385,13 @@ def compare_pair(*, team, pk: int) -> tuple[Generation, Generation] | None:
     return (generation, pro) if pro else None
 
 
+def outstanding_count(*, team, member, tier: str) -> int:
+    """The member's images of this tier still waiting or rendering (the lane's cap counts them)."""
+    return Generation.objects.filter(
+        team=team, member=member, tier=tier, status__in=OUTSTANDING
+    ).count()
+
+
 COMPARE_MAX = 4
 
 

@@ -64,7 +64,10 @@
     const pick = event.target.closest("[data-pick]");
     if (pick) {
       if (event.shiftKey && lastPick && lastPick !== pick && document.contains(lastPick)) {
-        const all = Array.from(document.querySelectorAll("[data-pick]"));
+        // Only tiles in view: a rejected tile hidden from the grid is not in the range.
+        const all = Array.from(document.querySelectorAll("[data-pick]")).filter(function (box) {
+          return box === pick || box.closest(".tile").offsetParent !== null;
+        });
         const a = all.indexOf(lastPick), b = all.indexOf(pick);
         all.slice(Math.min(a, b), Math.max(a, b) + 1).forEach(function (box) {
           box.checked = pick.checked;
@@ -82,7 +85,7 @@
       document.querySelectorAll(".tile").forEach(function (tile) {
         const box = tile.querySelector("[data-pick]");
         const star = tile.querySelector(".star.on");
-        if (box && star) box.checked = true;
+        if (box && star && tile.offsetParent !== null) box.checked = true;
       });
       updateSelection();
     }

@@ -15,9 +15,15 @@ from billing.selectors import wallet_balance, wallet_of
 from billing.services import Refusal, limits_left
 from generation import catalog
 from generation.backends import team_quote
-from generation.models import OUTSTANDING, Batch, Generation, Status
+from generation.models import Batch, Generation, Status
 from generation.requests import parse_ids
-from generation.selectors import batch_changes, batch_grid, from_micros, generations_selected
+from generation.selectors import (
+    batch_changes,
+    batch_grid,
+    from_micros,
+    generations_selected,
+    outstanding_count,
+)
 from generation.services import (
     PROMOTE_SIZES,
     SubmitRefused,
@@ -182,9 +188,7 @@ def _promote_blocker(*, access, member, count: int) -> str:
             f"Pro renders at most {settings.PRO_MAX_COUNT} images at a time; "
             f"{count} are chosen. Choose fewer."
         )
-    outstanding = Generation.objects.filter(
-        team=access.team, member=member, tier=catalog.PRO, status__in=OUTSTANDING
-    ).count()
+    outstanding = outstanding_count(team=access.team, member=member, tier=catalog.PRO)
     cap = settings.LANE_MEMBER_OUTSTANDING_CAP
     if count and outstanding + count > cap:
         return (

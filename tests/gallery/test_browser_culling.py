@@ -87,6 +87,9 @@ def test_culling_a_50_image_grid_with_the_keyboard_only(
     viewer.locator(".mark-star").wait_for()
     page.keyboard.press("4")
     wait_db(lambda: Generation.objects.get(pk=tiles[2].pk).rating == 4)
+    with page.expect_download() as download:
+        page.keyboard.press("d")
+    assert download.value.suggested_filename.endswith(f"_{tiles[2].pk}.png")
 
     # X rejects and moves on; U takes it back; X again.
     page.keyboard.press("x")
