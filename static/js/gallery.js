@@ -105,11 +105,15 @@
   }
 
   // --- the dialog opens when content is swapped into it, and closes on request.
-  document.addEventListener("htmx:afterSwap", function (event) {
+  // Opened once settled: htmx wires the new form's hx-post when it settles, and a
+  // quick Enter on the focused button before then would post it as a plain form.
+  document.addEventListener("htmx:afterSettle", function (event) {
     const dialog = document.getElementById("dialog");
     if (dialog && event.detail.target && event.detail.target.id === "dialog-body" && !dialog.open) {
       dialog.showModal();
     }
+  });
+  document.addEventListener("htmx:afterSwap", function (event) {
     // A poll replaces its own poller, which is then detached: nothing to set up.
     if (!event.detail.target.isConnected) return;
     initComposers(event.detail.target.parentNode || document);

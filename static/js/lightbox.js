@@ -208,6 +208,11 @@
       button.setAttribute("aria-pressed", String(button.dataset.zoomTo === String(state.level)));
     });
     const all = views(group);
+    const label = group.querySelector("[data-zoom-size]");
+    if (label && all.length === 1) {
+      const size = naturalSize(all[0]);
+      label.textContent = size.width ? size.width + " × " + size.height + " px" : "";
+    }
     if (state.level === "fit") {
       all.forEach(function (view) {
         view.classList.remove("zoomed");
@@ -347,13 +352,23 @@
     element.setAttribute("data-zoom-group", "");
     element.innerHTML =
       '<div class="viewer-bar">' +
+      '<button type="button" data-viewer-do="ArrowLeft" title="Previous (←)" aria-label="Previous">‹</button>' +
       '<span class="viewer-count" data-viewer-count></span>' +
+      '<button type="button" data-viewer-do="ArrowRight" title="Next (→)" aria-label="Next">›</button>' +
       '<span class="viewer-meta" data-viewer-meta></span>' +
       '<span class="viewer-marks" data-viewer-marks></span>' +
+      '<span class="viewer-actions">' +
+      '<button type="button" data-viewer-do="s" title="Star (S)">★ Star</button>' +
+      '<button type="button" data-viewer-do="x" title="Reject (X), undo with U">Reject</button>' +
+      '<button type="button" data-viewer-do="p" data-viewer-flash title="Promote to Pro (P)">Promote</button>' +
+      '<button type="button" data-viewer-do="c" title="Compare with the marked image (C)">Compare</button>' +
+      '<button type="button" data-viewer-do="d" title="Download the original (D)">Download</button>' +
+      "</span>" +
       '<span class="zoom-bar" role="group" aria-label="Zoom">' +
       '<button type="button" data-zoom-to="fit" aria-pressed="true">Fit</button>' +
       '<button type="button" data-zoom-to="1" aria-pressed="false">100 %</button>' +
-      '<button type="button" data-zoom-to="2" aria-pressed="false">200 %</button></span>' +
+      '<button type="button" data-zoom-to="2" aria-pressed="false">200 %</button>' +
+      '<span class="zoom-size muted" data-zoom-size></span></span>' +
       '<a class="viewer-page" data-viewer-page href="">Image page</a>' +
       '<button type="button" class="viewer-close" data-viewer-close>✕ Close <kbd>Esc</kbd></button>' +
       "</div>" +
@@ -392,6 +407,7 @@
       (tile.classList.contains("is-rejected") ? '<span class="pill mark-rejected">rejected</span>' : "") +
       (tile.classList.contains("is-marked") ? '<span class="pill">marked</span>' : "");
     element.querySelector("[data-viewer-page]").href = imageUrl(tile);
+    element.querySelector("[data-viewer-flash]").hidden = tile.dataset.tier !== "flash";
     element.dataset.tileId = tile.dataset.id;
     renderZoom(element);
   }
@@ -655,6 +671,12 @@
   document.addEventListener("click", function (event) {
     if (event.target.closest("[data-undo-reject]")) { undoReject(); return; }
     if (event.target.closest("[data-viewer-close]")) { closeViewer(); return; }
+    const button = event.target.closest("[data-viewer-do]");
+    if (button) {
+      // The bar's buttons are the keys, for a mouse or a touch screen.
+      viewerKey({ key: button.dataset.viewerDo, shiftKey: false });
+      return;
+    }
     if (event.target.closest("[data-keys-help]")) {
       const button = event.target.closest("[data-keys-help]");
       const help = document.getElementById(button.getAttribute("aria-controls"));
