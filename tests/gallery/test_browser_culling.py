@@ -24,6 +24,15 @@ SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 RENDER_TIMEOUT = 90_000
 
 
+@pytest.fixture
+def browser_page(browser_page):
+    """The page, failing the test on any uncaught script error."""
+    errors = []
+    browser_page.on("pageerror", lambda error: errors.append(str(error)))
+    yield browser_page
+    assert errors == []
+
+
 def project_url(page, team, project) -> str:
     return f"{page.base_url}/t/{team.slug}/projects/{project.pk}/"
 
