@@ -184,6 +184,10 @@ class Generation(models.Model):
     usage = models.JSONField(default=dict, blank=True)
 
     starred = models.BooleanField(default=False)
+    # Culling marks: a rejected image leaves the default grid view but stays
+    # one key away (undo, "show rejected"); archiving is the heavier move.
+    rejected = models.BooleanField(default=False)
+    rating = models.PositiveSmallIntegerField(default=0, help_text="0 unrated, 1–5 stars")
     archived = models.BooleanField(default=False)
     created = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)

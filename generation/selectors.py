@@ -295,15 +295,26 @@ def decode_cursor(value: str | None) -> tuple[datetime, int] | None:
         return None
 
 
-def project_grids(*, team, project, cursor=None) -> tuple[list[Grid], str]:
-    """One page of the project's grids, newest first, and the cursor for older ones."""
-    batches = list(
-        _cursor_filter(
-            Batch.objects.filter(team=team, project=project).select_related("member"), cursor
-        ).order_by("-created", "-id")[: GRIDS_PER_PAGE + 1]
-    )
-    more = len(batches) > GRIDS_PER_PAGE
-    batches = batches[:GRIDS_PER_PAGE]
+# Coming back to `?through=<batch>` reloads every grid down to that one, at most this many.
+GRIDS_THROUGH_MAX = 60
+
+
+def project_grids(*, team, project, cursor=None, through=None) -> tuple[list[Grid], str]:
+    """One page of the project's grids, newest first, and the cursor for older ones.
+
+    `through` (a batch id) widens the page down to that batch, so a person who
+    scrolled into older grids and comes back finds them loaded again.
+    """
+    batches = Batch.objects.filter(team=team, project=project).select_related("member")
+    limit = GRIDS_PER_PAGE
+    if through is not None and cursor is None:
+        oldest = batches.filter(pk=through).values_list("created", flat=True).first()
+        if oldest is not None:
+            newer = batches.filter(Q(created__gt=oldest) | Q(created=oldest, pk__gte=through))
+            limit = max(GRIDS_PER_PAGE, min(GRIDS_THROUGH_MAX, newer.count()))
+    batches = list(_cursor_filter(batches, cursor).order_by("-created", "-id")[: limit + 1])
+    more = len(batches) > limit
+    batches = batches[:limit]
     next_cursor = encode_cursor(batches[-1].created, batches[-1].pk) if more else ""
     return _grids(team, batches), next_cursor
 
@@ -386,7 +397,9 @@ def generation_detail(*, team, pk: int) -> Detail | None:
 def compare_pair(*, team, pk: int) -> tuple[Generation, Generation] | None:
     """(Flash draft, Pro render) for a Pro image or for a draft's newest finished promotion."""
     generation = (
-        Generation.objects.filter(team=team, pk=pk).select_related("parent", "asset").first()
+        Generation.objects.filter(team=team, pk=pk)
+        .select_related("parent", "parent__asset", "parent__batch", "asset", "batch")
+        .first()
     )
     if generation is None:
         return None
@@ -394,10 +407,33 @@ def compare_pair(*, team, pk: int) -> tuple[Generation, Generation] | None:
         return generation.parent, generation
     pro = (
         generation.promotions.filter(team=team, status=Status.SUCCEEDED)
+        .select_related("asset", "batch")
         .order_by("-created", "-id")
         .first()
     )
     return (generation, pro) if pro else None
+
+
+def outstanding_count(*, team, member, tier: str) -> int:
+    """The member's images of this tier still waiting or rendering (the lane's cap counts them)."""
+    return Generation.objects.filter(
+        team=team, member=member, tier=tier, status__in=OUTSTANDING
+    ).count()
+
+
+COMPARE_MAX = 4
+
+
+def compare_images(*, team, ids) -> list[Generation]:
+    """Up to four finished images, in the order asked, for a side-by-side compare."""
+    ids = list(dict.fromkeys(ids))[:COMPARE_MAX]
+    found = {
+        g.pk: g
+        for g in Generation.objects.filter(team=team, pk__in=ids, status=Status.SUCCEEDED)
+        .exclude(asset=None)
+        .select_related("asset", "batch")
+    }
+    return [found[pk] for pk in ids if pk in found]
 
 
 def generations_for_download(*, team, ids) -> list[Generation]:

@@ -374,6 +374,23 @@ def generation_star(*, generation: Generation, starred: bool) -> None:
     generation.starred = starred
 
 
+def generation_reject(*, generation: Generation, rejected: bool) -> None:
+    """Reject (or take back) an image: it leaves the default grid view and nothing else."""
+    Generation.objects.filter(pk=generation.pk).update(rejected=rejected)
+    generation.rejected = rejected
+
+
+RATINGS = range(0, 6)
+
+
+def generation_rate(*, generation: Generation, rating: int) -> None:
+    """Rate an image 1–5, or 0 to clear its rating."""
+    if rating not in RATINGS:
+        raise SubmitRefused("A rating is 1 to 5 (0 clears it).", errors={"rating": "1 to 5."})
+    Generation.objects.filter(pk=generation.pk).update(rating=rating)
+    generation.rating = rating
+
+
 def generations_archive(*, team, generation_ids, actor=None, archived: bool = True) -> int:
     """Archive the chosen images (or with archived=False, restore them).
 

@@ -1,5 +1,5 @@
 // Gallery behaviour: composer tier rules, selection with shift-click ranges,
-// the promote dialog, lightbox keys and the compare slider.
+// the promote dialog, the image page's keys and the compare slider.
 // No inline scripts (the CSP forbids them): pages mark elements with data- attributes.
 (function () {
   "use strict";
@@ -65,7 +65,10 @@
     const pick = event.target.closest("[data-pick]");
     if (pick) {
       if (event.shiftKey && lastPick && lastPick !== pick && document.contains(lastPick)) {
-        const all = Array.from(document.querySelectorAll("[data-pick]"));
+        // Only tiles in view: a rejected tile hidden from the grid is not in the range.
+        const all = Array.from(document.querySelectorAll("[data-pick]")).filter(function (box) {
+          return box === pick || box.closest(".tile").offsetParent !== null;
+        });
         const a = all.indexOf(lastPick), b = all.indexOf(pick);
         all.slice(Math.min(a, b), Math.max(a, b) + 1).forEach(function (box) {
           box.checked = pick.checked;
@@ -83,7 +86,7 @@
       document.querySelectorAll(".tile").forEach(function (tile) {
         const box = tile.querySelector("[data-pick]");
         const star = tile.querySelector(".star.on");
-        if (box && star) box.checked = true;
+        if (box && star && tile.offsetParent !== null) box.checked = true;
       });
       updateSelection();
     }
@@ -103,11 +106,15 @@
   }
 
   // --- the dialog opens when content is swapped into it, and closes on request.
-  document.addEventListener("htmx:afterSwap", function (event) {
+  // Opened once settled: htmx wires the new form's hx-post when it settles, and a
+  // quick Enter on the focused button before then would post it as a plain form.
+  document.addEventListener("htmx:afterSettle", function (event) {
     const dialog = document.getElementById("dialog");
     if (dialog && event.detail.target && event.detail.target.id === "dialog-body" && !dialog.open) {
       dialog.showModal();
     }
+  });
+  document.addEventListener("htmx:afterSwap", function (event) {
     // A poll replaces its own poller, which is then detached: nothing to set up.
     if (!event.detail.target.isConnected) return;
     initComposers(event.detail.target.parentNode || document);
@@ -117,18 +124,50 @@
     const dialog = document.getElementById("dialog");
     if (dialog && dialog.open) dialog.close();
   });
+  // A click on the backdrop (outside the dialog's box) closes it, as Esc does.
+  document.addEventListener("click", function (event) {
+    const dialog = event.target.id === "dialog" ? event.target : null;
+    if (!dialog || !dialog.open) return;
+    const box = dialog.getBoundingClientRect();
+    const inside = event.clientX >= box.left && event.clientX <= box.right &&
+      event.clientY >= box.top && event.clientY <= box.bottom;
+    if (!inside) dialog.close();
+  });
+  // Promoted: the drafts are on their way, so the selection that chose them is done.
+  document.body.addEventListener("selection-clear", function () {
+    document.querySelectorAll("[data-pick]:checked").forEach(function (box) { box.checked = false; });
+    updateSelection();
+  });
 
-  // --- lightbox keys: ← → move, S star, P promote, D download, Esc close.
-  const KEYS = { ArrowLeft: "ArrowLeft", ArrowRight: "ArrowRight", Escape: "Escape", s: "s", p: "p", d: "d", c: "c" };
+  // --- composer: a successful submit clears the errors of the refused one before it.
+  document.addEventListener("htmx:afterRequest", function (event) {
+    const form = event.detail.elt;
+    if (!form || form.id !== "composer" || !event.detail.successful) return;
+    if (event.detail.xhr.status !== 200) return;
+    form.querySelectorAll(".error").forEach(function (error) { error.remove(); });
+    form.querySelectorAll("[aria-invalid]").forEach(function (field) {
+      field.removeAttribute("aria-invalid");
+      field.removeAttribute("aria-describedby");
+    });
+  });
+
+  // --- image page keys: ← → move, S star, X reject, 1–5 rate, P promote, D download,
+  // C compare, Esc close. (The viewer over the grid has its own, in lightbox.js.)
+  const KEYS = { ArrowLeft: "ArrowLeft", ArrowRight: "ArrowRight", Escape: "Escape", s: "s", p: "p", d: "d", c: "c", x: "x" };
   document.addEventListener("keydown", function (event) {
     const box = document.querySelector("[data-lightbox]");
-    if (!box || event.ctrlKey || event.metaKey || event.altKey) return;
+    if (!box || event.ctrlKey || event.metaKey || event.altKey || event.shiftKey) return;
     if (event.target.closest("input, textarea, select, [contenteditable]")) return;
     const dialog = document.getElementById("dialog");
     if (dialog && dialog.open) return;
-    const key = KEYS[event.key] || KEYS[event.key.toLowerCase()];
-    if (!key) return;
-    const target = key === "s" ? box.querySelector("[data-star]") : box.querySelector("[data-key='" + key + "']");
+    let target = null;
+    if (/^[0-5]$/.test(event.key)) {
+      target = box.querySelector(".rating-form button[value='" + event.key + "']");
+    } else {
+      const key = KEYS[event.key] || KEYS[event.key.toLowerCase()];
+      if (!key) return;
+      target = key === "s" ? box.querySelector("[data-star]") : box.querySelector("[data-key='" + key + "']");
+    }
     if (!target) return;
     event.preventDefault();
     target.click();

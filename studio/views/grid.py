@@ -8,24 +8,32 @@ from urllib.parse import urlparse
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404
+from django.http import Http404, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from billing.selectors import wallet_balance
-from billing.services import Refusal
+from billing.selectors import wallet_balance, wallet_of
+from billing.services import Refusal, limits_left
 from generation import catalog
 from generation.backends import team_quote
 from generation.models import Batch, Generation, Status
 from generation.requests import parse_ids
-from generation.selectors import batch_changes, batch_grid, from_micros, generations_selected
+from generation.selectors import (
+    batch_changes,
+    batch_grid,
+    from_micros,
+    generations_selected,
+    outstanding_count,
+)
 from generation.services import (
     PROMOTE_SIZES,
     SubmitRefused,
     batch_cancel,
     generation_promote,
+    generation_rate,
+    generation_reject,
     generation_star,
     generations_archive,
 )
@@ -85,8 +93,37 @@ def image_star(request, slug, pk):
     access = team_for_member(request, slug)
     generation = get_object_or_404(Generation, team=access.team, pk=pk)
     generation_star(generation=generation, starred=request.POST.get("starred") == "1")
+    if request.htmx and request.POST.get("tile") == "1":
+        # The grid's S key: the whole tile, so its marks and its version follow.
+        return render(request, "studio/gallery/_tile.html", {"g": generation})
     if request.htmx:
         return render(request, "studio/gallery/_star.html", {"generation": generation})
+    return _back(request, slug)
+
+
+@login_required
+@require_POST
+def image_reject(request, slug, pk):
+    """Reject an image (rejected=1) or take it back (rejected=0); htmx gets the new tile."""
+    access = team_for_member(request, slug)
+    generation = get_object_or_404(Generation, team=access.team, pk=pk)
+    generation_reject(generation=generation, rejected=request.POST.get("rejected") == "1")
+    if request.htmx:
+        return render(request, "studio/gallery/_tile.html", {"g": generation})
+    return _back(request, slug)
+
+
+@login_required
+@require_POST
+def image_rate(request, slug, pk):
+    access = team_for_member(request, slug)
+    generation = get_object_or_404(Generation, team=access.team, pk=pk)
+    try:
+        generation_rate(generation=generation, rating=int(request.POST.get("rating", "")))
+    except (ValueError, SubmitRefused):
+        return HttpResponseBadRequest("A rating is 1 to 5 (0 clears it).")
+    if request.htmx:
+        return render(request, "studio/gallery/_tile.html", {"g": generation})
     return _back(request, slug)
 
 
@@ -110,6 +147,11 @@ def _promote_page(request, *, access, drafts, next_url, error="", status=200):
         error = "Only finished Flash drafts can be promoted to Pro."
     elif len(ready) < len(drafts) and not error:
         error = f"{len(drafts) - len(ready)} of the chosen images are not finished Flash drafts."
+    available = wallet_balance(access.team)[0]
+    # What the server would refuse, said before the click: a button that cannot
+    # succeed is disabled with its reason beside it.
+    blocker = _promote_blocker(access=access, member=request.user, count=len(ready))
+    limits = _pro_limits(access.team, request.user)
     options = []
     for size in PROMOTE_SIZES:
         try:
@@ -120,16 +162,55 @@ def _promote_page(request, *, access, drafts, next_url, error="", status=200):
             )
         except Refusal:
             price = None
-        options.append({"size": size, "price": price})
+        refusal = blocker
+        if price is not None and not refusal:
+            if price > available:
+                refusal = f"Not enough credits: this needs {price:,}, {available:,} are available."
+            for label, left in limits:
+                if not refusal and price > left:
+                    refusal = f"{label[0].upper()}{label[1:]} has {left:,} credits left."
+        options.append({"size": size, "price": price, "refusal": refusal})
     context = {
         "drafts": ready,
         "options": options,
-        "available": wallet_balance(access.team)[0],
+        "available": available,
         "error": error,
         "next": next_url if _safe(request, next_url) else "",
+        # The standalone page posts as a plain form: a refusal is a page again,
+        # never a second copy of the form opened in the page's dialog.
+        "in_dialog": bool(request.htmx),
     }
     template = "studio/gallery/_promote.html" if request.htmx else "studio/gallery/promote.html"
     return render(request, template, context, status=status)
+
+
+def _promote_blocker(*, access, member, count: int) -> str:
+    """Why no size at all can be promoted (too many images, the member's Pro lane full), or ""."""
+    if count > settings.PRO_MAX_COUNT:
+        return (
+            f"Pro renders at most {settings.PRO_MAX_COUNT} images at a time; "
+            f"{count} are chosen. Choose fewer."
+        )
+    outstanding = outstanding_count(team=access.team, member=member, tier=catalog.PRO)
+    cap = settings.LANE_MEMBER_OUTSTANDING_CAP
+    if count and outstanding + count > cap:
+        return (
+            f"You have {outstanding} Pro images waiting or rendering; the limit is {cap}. "
+            "Wait for some to finish."
+        )
+    return ""
+
+
+def _pro_limits(team, member) -> list[tuple[str, int]]:
+    """(label, credits left) of each member cap and budget that applies to Pro."""
+    wallet = wallet_of(team)
+    if wallet is None:
+        return []
+    return [
+        (label, left)
+        for label, left, _limit, tier in limits_left(wallet=wallet, member=member)
+        if tier in ("", catalog.PRO)
+    ]
 
 
 @login_required
@@ -172,7 +253,9 @@ def promote(request, slug):
         response = render(request, "studio/gallery/_grid.html", {"grid": grid, "fresh": True})
         response["HX-Retarget"] = "#grids"
         response["HX-Reswap"] = "afterbegin"
-        response["HX-Trigger"] = '{"credits-changed": true, "dialog-close": true}'
+        response["HX-Trigger"] = (
+            '{"credits-changed": true, "dialog-close": true, "selection-clear": true}'
+        )
         return response
     response = render(request, "studio/gallery/_promote_done.html", {"target": target})
     response["HX-Redirect"] = target

@@ -75,8 +75,16 @@ def project_archive(request, slug, pk):
 
 
 def project_page_context(request, *, access, project) -> dict:
-    grids, next_cursor = project_grids(team=access.team, project=project)
-    return {"access": access, "project": project, "grids": grids, "next_cursor": next_cursor}
+    grids, next_cursor = project_grids(
+        team=access.team, project=project, through=parse_id(request.GET.get("through", ""))
+    )
+    return {
+        "access": access,
+        "project": project,
+        "grids": grids,
+        "next_cursor": next_cursor,
+        "show_rejected": request.GET.get("rejected") == "1",
+    }
 
 
 @login_required

@@ -129,12 +129,12 @@ def test_a_designers_day_draft_star_promote_compare_keys(browser_page, owner, te
     )
     assert split == "20%"
 
-    # (d) The lightbox answers the keyboard.
+    # (d) The image page answers the keyboard.
     drafts = list(draft_batch.generations.order_by("index"))
     project_url = page.base_url + f"/t/{team.slug}/projects/{draft_batch.project_id}/"
+    # (The viewer over the grid has its own test; this is the image page itself.)
     page.goto(project_url)
-    page.locator(f"#tile-{drafts[0].pk} a.tile-image").click()
-    page.wait_for_url(re.compile(rf"/images/{drafts[0].pk}/$"))
+    page.goto(page.base_url + f"/t/{team.slug}/images/{drafts[0].pk}/")
     page.keyboard.press("ArrowRight")
     page.wait_for_url(re.compile(rf"/images/{drafts[1].pk}/$"))
     page.keyboard.press("ArrowLeft")
@@ -151,7 +151,9 @@ def test_a_designers_day_draft_star_promote_compare_keys(browser_page, owner, te
     page.go_back()
     page.wait_for_url(re.compile(rf"/images/{drafts[0].pk}/$"))
     page.keyboard.press("Escape")
-    page.wait_for_url(re.compile(rf"/projects/{draft_batch.project_id}/"))
+    page.wait_for_url(
+        re.compile(rf"/projects/{draft_batch.project_id}/\?through=\d+#tile-{drafts[0].pk}$")
+    )
 
 
 def test_a_stranger_gets_404_for_another_teams_grid_image_and_media(

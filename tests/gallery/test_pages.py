@@ -62,6 +62,8 @@ def test_state_changing_views_refuse_a_stranger_and_change_nothing(
         (reverse("batch-submit", args=[slug, project.pk]), {"prompt": "x", "tier": "flash"}),
         (reverse("batch-cancel", args=[slug, grid.pk]), {}),
         (reverse("image-star", args=[slug, image.pk]), {"starred": "1"}),
+        (reverse("image-reject", args=[slug, image.pk]), {"rejected": "1"}),
+        (reverse("image-rate", args=[slug, image.pk]), {"rating": "5"}),
         (reverse("promote", args=[slug]), {"ids": [image.pk], "size": "2K"}),
         (reverse("images-archive", args=[slug]), {"ids": [image.pk]}),
     ]
@@ -71,6 +73,7 @@ def test_state_changing_views_refuse_a_stranger_and_change_nothing(
     project.refresh_from_db()
     assert (project.name, project.archived) == ("Spring campaign", False)
     assert not image.starred and not image.archived
+    assert not image.rejected and image.rating == 0
     assert Batch.objects.filter(team=team).count() == 1
     assert Project.objects.filter(team=team).count() == 1
 
