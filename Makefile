@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test bench lint format clean
+.PHONY: run test bench drill lint format clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,10 @@ test: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	$(BIN)/python -m studio.launcher bench $(ARGS)
+
+# The studio on separate network hosts of this machine, with faults (needs root).
+drill: $(VENV)/.installed
+	$(BIN)/python -m tests.drill
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .

@@ -1,9 +1,10 @@
 """What every request passes through around a view: a cap on the size of
 its body, the security headers Django does not set by itself, refusals shown
-to htmx requests, and a database outage in words."""
+to htmx requests, and a database or Redis outage in words."""
 
 import logging
 
+import redis
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.db import InterfaceError, OperationalError
@@ -65,17 +66,20 @@ class HtmxRefusalMiddleware:
         return response
 
 
-class DatabaseOutageMiddleware:
-    """A database that stops answering gets a 503 in words, not a server error.
+class OutageMiddleware:
+    """The database or Redis not answering gets a 503 in words, not a server error.
 
-    Nothing half-done is left behind (every write is one transaction), so the
+    Nothing half-done is left behind (every write is one transaction, and a
+    job whose lane token could not be sent is found by the sweeper), so the
     person can simply try again; the API answers JSON in its usual shape.
     """
 
-    MESSAGE = (
-        "The studio's database is not answering right now, so nothing was saved. "
-        "Try again in a minute."
-    )
+    MESSAGES = {
+        "database": "The studio's database is not answering right now, so nothing was saved. "
+        "Try again in a minute.",
+        "redis": "The studio's job queue is not answering right now, so nothing was saved. "
+        "Try again in a minute.",
+    }
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -84,13 +88,18 @@ class DatabaseOutageMiddleware:
         return self.get_response(request)
 
     def process_exception(self, request, exception):
-        if not isinstance(exception, (OperationalError, InterfaceError)):
-            return None
-        log.error("database unavailable for %s %s: %s", request.method, request.path, exception)
-        if request.path.startswith("/api/"):
-            response = JsonResponse({"detail": self.MESSAGE, "errors": {}}, status=503)
+        if isinstance(exception, (OperationalError, InterfaceError)):
+            part = "database"
+        elif isinstance(exception, (redis.ConnectionError, redis.TimeoutError)):
+            part = "redis"
         else:
-            response = HttpResponse(self.MESSAGE, status=503, content_type="text/plain")
+            return None
+        log.error("%s unavailable for %s %s: %s", part, request.method, request.path, exception)
+        message = self.MESSAGES[part]
+        if request.path.startswith("/api/"):
+            response = JsonResponse({"detail": message, "errors": {}}, status=503)
+        else:
+            response = HttpResponse(message, status=503, content_type="text/plain")
         response["Retry-After"] = "30"
         return response
 

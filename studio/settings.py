@@ -106,7 +106,7 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
     "studio.middleware.HtmxRefusalMiddleware",
     "studio.middleware.ContentSecurityPolicyMiddleware",
-    "studio.middleware.DatabaseOutageMiddleware",
+    "studio.middleware.OutageMiddleware",
 ]
 
 ROOT_URLCONF = "studio.urls"

@@ -87,7 +87,7 @@ class Cluster:
             "S3_ACCESS_KEY": "drill",
             "S3_SECRET_KEY": "drill-secret",
             "GENERATION_LEASE_SECONDS": str(lease_seconds),
-            "LOG_LEVEL": "WARNING",
+            "LOG_LEVEL": "INFO",
         }
 
     # --- lifecycle ------------------------------------------------------------------
@@ -317,6 +317,10 @@ class Cluster:
         response.raise_for_status()
         return response.json()
 
+    def jobs_report(self) -> str:
+        """Where every job stands, from the database (for a drill that went wrong)."""
+        return self.manage("shell", "-c", JOBS_REPORT)
+
     def batch(self, batch_id: int) -> dict:
         return self.api().get(f"/api/v1/batches/{batch_id}").json()
 
@@ -331,7 +335,9 @@ class Cluster:
             if body["progress"]["finished"] >= body["progress"]["total"]:
                 return body
             time.sleep(0.5)
-        raise RuntimeError(f"batch {batch_id} did not finish within {timeout:.0f} s")
+        raise RuntimeError(
+            f"batch {batch_id} did not finish within {timeout:.0f} s:\n{self.jobs_report()}"
+        )
 
 
 SETUP_TEAM = """
@@ -343,4 +349,14 @@ owner = get_user_model().objects.create_user("drill-owner", password="drill-pass
 team = team_create(name="Drill Studio", owner=owner)
 wallet_top_up(team=team, amount=5_000_000, actor=owner, note="drill", idempotency_key="drill")
 print(api_token_create(user=owner, team=team, name="drill")[1])
+"""
+
+
+JOBS_REPORT = """
+from django.db.models import Count, Max, Min
+from generation.models import Generation
+for row in Generation.objects.values("batch_id", "status").annotate(
+    n=Count("id"), attempts=Max("attempts"), first=Min("started_at"), last=Max("finished_at")
+).order_by("batch_id"):
+    print(row)
 """

@@ -105,6 +105,7 @@ def run(folder: Path) -> Report:
         outage = cluster.api().post("/api/v1/batches", json={
             "prompt": "submitted while redis is down", "tier": "flash", "size": "512",
             "aspect": "1:1", "count": 6})  # fmt: skip
+        report.facts["redis_outage_status"] = outage.status_code
         report.say(f"submit with Redis down: {outage.status_code} {outage.text[:160]}")
         time.sleep(3)
         cluster.start_redis()
