@@ -9,6 +9,9 @@ where the machine cannot make namespaces.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -19,9 +22,13 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def drill_folder(tmp_path):
-    os.chmod(tmp_path, 0o755)  # the data host's PostgreSQL runs as the postgres user
-    return tmp_path
+def drill_folder():
+    # Not pytest's tmp_path: its parents are private to root, and the data
+    # host's PostgreSQL runs as the postgres user.
+    folder = Path(tempfile.mkdtemp(prefix="cs-drill-"))
+    folder.chmod(0o755)
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def test_the_studio_across_hosts_with_faults(drill_folder):
