@@ -1,5 +1,7 @@
 """/healthz: is the database answering, the broker reachable, are both lanes served?"""
 
+import logging
+
 from django.db import connection
 from django.http import JsonResponse
 from django.views.decorators.cache import never_cache
@@ -7,6 +9,7 @@ from django.views.decorators.cache import never_cache
 from ..celery import app as celery_app
 
 LANES = ("flash", "pro")
+logger = logging.getLogger(__name__)
 
 
 def _database() -> dict:
@@ -39,7 +42,18 @@ def healthz(request):
     database = _database()
     broker, lanes = _broker_and_lanes()
     healthy = database["ok"] and broker["ok"] and all(lane["ok"] for lane in lanes.values())
-    return JsonResponse(
+    response = JsonResponse(
         {"ok": healthy, "database": database, "broker": broker, "lanes": lanes},
         status=200 if healthy else 503,
     )
+    if not healthy:
+        # A 503 here is an answer, not a fault: during a normal start the
+        # probe asks before the workers are up. Django would log it as an
+        # ERROR with the request; one line saying what is missing is enough.
+        missing = [
+            name for name, part in (("database", database), ("broker", broker)) if not part["ok"]
+        ]
+        missing += [f"{lane} lane" for lane, part in lanes.items() if not part["ok"]]
+        logger.warning("Not ready: %s", ", ".join(missing))
+        response._has_been_logged = True
+    return response
