@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
 from django.core.cache import cache
-from django.db.models import OuterRef, Q, Subquery
+from django.db.models import Exists, OuterRef, Q, Subquery
 from django.utils import timezone
 
 from .models import OUTSTANDING, Batch, Generation, Project, Reference, Status
@@ -266,11 +266,19 @@ def decode_cursor(value: str | None) -> tuple[datetime, int] | None:
         return None
 
 
+def _with_images_left():
+    """A grid whose every image was archived is gone from the page, not an empty card."""
+    return Exists(Generation.objects.filter(batch=OuterRef("pk"), archived=False))
+
+
 def project_grids(*, team, project, cursor=None) -> tuple[list[Grid], str]:
     """One page of the project's grids, newest first, and the cursor for older ones."""
     batches = list(
         _cursor_filter(
-            Batch.objects.filter(team=team, project=project).select_related("member"), cursor
+            Batch.objects.filter(team=team, project=project)
+            .filter(_with_images_left())
+            .select_related("member"),
+            cursor,
         ).order_by("-created", "-id")[: GRIDS_PER_PAGE + 1]
     )
     more = len(batches) > GRIDS_PER_PAGE
@@ -380,8 +388,43 @@ def generations_for_download(*, team, ids) -> list[Generation]:
     )
 
 
+def batches_emptied(*, team, generation_ids) -> list[int]:
+    """The grids among these images' that have no image left outside the archive."""
+    return list(
+        Batch.objects.filter(team=team, generations__pk__in=generation_ids)
+        .exclude(_with_images_left())
+        .values_list("pk", flat=True)
+        .distinct()
+    )
+
+
 def generations_selected(*, team, ids) -> list[Generation]:
     return list(Generation.objects.filter(team=team, pk__in=ids).order_by("batch_id", "index"))
+
+
+def batch_cache_hits(*, team, request) -> int:
+    """How many images of this request the cache would serve (free), as submit decides.
+
+    A random seed is drawn again at submit, so only a locked seed can repeat a render.
+    """
+    from .backends import backend_for
+    from .providers import provider_named
+    from .services import batch_jobs, job_fingerprints, stored_renders
+
+    if request.fresh or not request.seed_locked:
+        return 0
+    backend = backend_for(team, request.tier)
+    references = list(Reference.objects.filter(team=team, pk__in=request.reference_ids))
+    jobs = batch_jobs(request)
+    prints = job_fingerprints(
+        provider=provider_named(backend.provider).name,
+        model=backend.model,
+        size=request.size,
+        references=references,
+        jobs=jobs,
+    )
+    stored = stored_renders(team=team, fingerprints=prints)
+    return sum(1 for print_ in prints if print_ in stored)
 
 
 # --- history ------------------------------------------------------------------------

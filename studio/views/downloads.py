@@ -11,6 +11,7 @@ import zipfile
 from django.contrib.auth.decorators import login_required
 from django.core.files.storage import default_storage
 from django.http import HttpResponseBadRequest, StreamingHttpResponse
+from django.template.defaultfilters import pluralize
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
@@ -76,7 +77,8 @@ def download_zip(request, slug):
         return HttpResponseBadRequest("Choose finished images to download.")
     response = StreamingHttpResponse(zip_stream(generations), content_type="application/zip")
     stamp = timezone.localtime().strftime("%Y%m%d-%H%M")
-    filename = f"{access.team.slug}_{len(generations)}-images_{stamp}.zip"
+    count = len(generations)
+    filename = f"{access.team.slug}_{count}-image{pluralize(count)}_{stamp}.zip"
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     response["X-Content-Type-Options"] = "nosniff"
     return response

@@ -7,6 +7,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.defaultfilters import pluralize
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -17,7 +18,13 @@ from generation import catalog
 from generation.backends import team_quote
 from generation.models import Batch, Generation, Status
 from generation.requests import parse_ids
-from generation.selectors import batch_changes, batch_grid, from_micros, generations_selected
+from generation.selectors import (
+    batch_changes,
+    batch_grid,
+    batches_emptied,
+    from_micros,
+    generations_selected,
+)
 from generation.services import (
     PROMOTE_SIZES,
     SubmitRefused,
@@ -72,7 +79,10 @@ def batch_cancel_view(request, slug, pk):
         response = render(request, "studio/gallery/_grid.html", {"grid": grid})
         response["HX-Trigger"] = "credits-changed"
         return response
-    messages.success(request, f"{canceled} queued images canceled; their credits are released.")
+    messages.success(
+        request,
+        f"{canceled} queued image{pluralize(canceled)} canceled; their credits are released.",
+    )
     return _back(request, slug)
 
 
@@ -106,7 +116,11 @@ def _promote_page(request, *, access, drafts, next_url, error="", status=200):
     if drafts and not ready and not error:
         error = "Only finished Flash drafts can be promoted to Pro."
     elif len(ready) < len(drafts) and not error:
-        error = f"{len(drafts) - len(ready)} of the chosen images are not finished Flash drafts."
+        left_out = len(drafts) - len(ready)
+        error = (
+            f"{left_out} of the chosen images {pluralize(left_out, 'is,are')} "
+            f"not {pluralize(left_out, 'a ,')}finished Flash draft{pluralize(left_out)}."
+        )
     options = []
     for size in PROMOTE_SIZES:
         try:
@@ -183,9 +197,11 @@ def images_archive(request, slug):
     ids = _selected_ids(request.POST)
     archived = generations_archive(team=access.team, generation_ids=ids)
     if request.htmx:
-        # Each archived tile leaves the page; nothing else moves.
-        return render(request, "studio/gallery/_archived.html", {"ids": ids, "count": archived})
-    messages.success(request, f"{archived} images archived.")
+        # Each archived tile leaves the page, and so does a grid left with none.
+        emptied = batches_emptied(team=access.team, generation_ids=ids)
+        context = {"ids": ids, "count": archived, "emptied": emptied}
+        return render(request, "studio/gallery/_archived.html", context)
+    messages.success(request, f"{archived} image{pluralize(archived)} archived.")
     return _back(request, slug)
 
 

@@ -10,6 +10,7 @@ from generation.requests import InvalidRequest, parse_id
 from generation.selectors import decode_cursor, project_grids, projects_for_team
 from generation.services import project_create
 
+from ..postback import failed_form, keep_failed_form
 from ..teams import team_for_member
 from .composer import composer_context, settings_from
 
@@ -22,6 +23,7 @@ def project_list(request, slug):
         "access": access,
         "projects": projects_for_team(access.team, archived=archived),
         "showing_archived": archived,
+        **(failed_form(request, "project-new") or {}),
     }
     return render(request, "studio/gallery/projects.html", context)
 
@@ -35,12 +37,8 @@ def project_new(request, slug):
             team=access.team, member=request.user, name=request.POST.get("name", "")
         )
     except InvalidRequest as invalid:
-        context = {
-            "access": access,
-            "projects": projects_for_team(access.team),
-            "errors": invalid.errors,
-        }
-        return render(request, "studio/gallery/projects.html", context, status=400)
+        keep_failed_form(request, "project-new", {"errors": invalid.errors})
+        return redirect("team", slug=slug)
     return redirect("project", slug=slug, pk=project.pk)
 
 
