@@ -7,9 +7,9 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from generation import catalog
-from generation.models import Status
+from generation.models import Project, Status
 from generation.requests import parse_id
-from generation.selectors import HistoryFilters, decode_cursor, history_page
+from generation.selectors import SORTS, HistoryFilters, decode_history_cursor, history_page
 
 from ..teams import team_for_member
 
@@ -28,6 +28,8 @@ def parse_filters(data) -> HistoryFilters:
     member = data.get("member", "")
     return HistoryFilters(
         text=data.get("q", "").strip()[:200],
+        project_id=parse_id(data.get("project", "")),
+        sort=data.get("sort", "") if data.get("sort", "") in SORTS else "newest",
         starred=data.get("starred") == "1",
         tier=tier if tier in catalog.TIERS else "",
         size=size if size in catalog.SCALE else "",
@@ -45,7 +47,9 @@ def history(request, slug):
     access = team_for_member(request, slug)
     filters = parse_filters(request.GET)
     images, next_cursor = history_page(
-        team=access.team, filters=filters, cursor=decode_cursor(request.GET.get("cursor"))
+        team=access.team,
+        filters=filters,
+        cursor=decode_history_cursor(request.GET.get("cursor")),
     )
     query = request.GET.copy()
     query.pop("cursor", None)
@@ -56,6 +60,12 @@ def history(request, slug):
         "query": query.urlencode(),
         "filters": filters,
         "values": request.GET,
+        "projects": Project.objects.filter(team=access.team).order_by("archived", "name"),
+        "sorts": [
+            ("newest", "Newest first"),
+            ("oldest", "Oldest first"),
+            ("starred", "Starred first"),
+        ],
         "members": access.team.memberships.select_related("user").order_by("user__username"),
         "tiers": [(t, catalog.TIER_LABELS[t]) for t in catalog.TIERS],
         "sizes": list(catalog.SCALE),
