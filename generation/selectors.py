@@ -383,9 +383,19 @@ def generations_for_download(*, team, ids) -> list[Generation]:
     return list(
         Generation.objects.filter(team=team, pk__in=ids, status=Status.SUCCEEDED)
         .exclude(asset=None)
-        .select_related("asset")
+        .select_related("asset", "member")
         .order_by("batch_id", "index")
     )
+
+
+def generations_for_sheet(*, team, ids=(), batch_id: int | None = None) -> list[Generation]:
+    """A contact sheet's images: a selection, or a grid's images left outside the archive."""
+    images = Generation.objects.filter(team=team).select_related("asset", "member")
+    if batch_id is not None:
+        images = images.filter(batch_id=batch_id, archived=False)
+    else:
+        images = images.filter(pk__in=ids)
+    return list(images.order_by("batch_id", "index"))
 
 
 def batches_emptied(*, team, generation_ids) -> list[int]:

@@ -28,5 +28,6 @@ urlpatterns = [
     path("t/<slug:slug>/selection/promote/go/", grid.promote, name="promote"),
     path("t/<slug:slug>/selection/archive/", grid.images_archive, name="images-archive"),
     path("t/<slug:slug>/selection/download/", downloads.download_zip, name="images-download"),
+    path("t/<slug:slug>/selection/sheet.pdf", downloads.contact_sheet, name="contact-sheet"),
     path("t/<slug:slug>/history/", history.history, name="history"),
 ]
