@@ -79,6 +79,7 @@ def _billing_context(request, access):
         "packs": CreditPack.objects.filter(active=True)
         if purchases.stripe_enabled() and access.role == "owner"
         else [],
+        "stripe_enabled": purchases.stripe_enabled(),
     }
 
 

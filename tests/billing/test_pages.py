@@ -304,3 +304,43 @@ def test_billing_page_shows_this_months_usage(owner, team, client_for):
     spend(team, owner, tier="flash", size="1K", count=2, key="u")
     page = client_for(owner).get(reverse("billing", args=[team.slug])).content.decode()
     assert "Usage this month" in page and "134" in page
+
+
+def test_billing_says_who_can_add_credits_when_card_payments_are_off(
+    owner, staff, team, client_for, settings
+):
+    settings.STRIPE_SECRET_KEY = ""
+    page = client_for(owner).get(reverse("billing", args=[team.slug])).content.decode()
+    assert "How credits are added" in page and "Card payments are <strong>off</strong>" in page
+    assert "You are not site staff" in page and "createsuperuser" in page
+    assert 'id="top-up-form"' not in page
+    staff_page = client_for(staff).get(reverse("billing", args=[team.slug])).content.decode()
+    assert "you are site staff" in staff_page and 'id="top-up-form"' in staff_page
+
+
+def test_the_demo_owner_can_top_up_in_development(settings, tmp_path, client):
+    from django.contrib.auth import get_user_model
+    from django.core.management import call_command
+
+    settings.DATA_DIR = tmp_path
+    settings.DEBUG = True
+    out = io.StringIO()
+    call_command("demo", stdout=out)
+    demo = get_user_model().objects.get(username="demo")
+    assert demo.is_staff and "site staff here" in out.getvalue()
+    team = demo.teams.get()
+    client.force_login(demo)
+    page = client.get(reverse("billing", args=[team.slug])).content.decode()
+    assert 'id="top-up-form"' in page
+    response = client.post(
+        reverse("billing-top-up", args=[team.slug]),
+        {"amount": "1000", "note": "first run", "request_key": "k1"},
+    )
+    assert response.status_code == 302
+    assert wallet_balance(team)[0] == 50_000 + 1000
+
+    # Outside development the same command leaves it an ordinary owner.
+    settings.DEBUG = False
+    call_command("demo", stdout=io.StringIO())
+    demo.refresh_from_db()
+    assert not demo.is_staff and not demo.is_superuser
