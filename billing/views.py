@@ -54,8 +54,10 @@ def _billing_context(request, access):
     filters.is_valid()
     kind = filters.cleaned_data.get("kind", "")
     member = filters.cleaned_data.get("member", "")
-    entries = selectors.ledger_entries(team, kind=kind, member_id=int(member) if member else None)
-    page = Paginator(entries, LEDGER_PAGE_SIZE).get_page(request.GET.get("page"))
+    rows = selectors.ledger_rows(team, kind=kind, member_id=int(member) if member else None)
+    page = Paginator(rows, LEDGER_PAGE_SIZE).get_page(request.GET.get("page"))
+    page.object_list = list(page.object_list)
+    selectors.ledger_parts(page.object_list)
     query = request.GET.copy()
     query.pop("page", None)
     return {
@@ -207,6 +209,7 @@ def usage(request, slug):
         {
             "access": access,
             "report": report,
+            "daily": selectors.usage_by_day(access.team, period=period, member=member),
             "period": period,
             "periods": PERIODS,
             "member": member,

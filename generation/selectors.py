@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
 from django.core.cache import cache
-from django.db.models import Exists, OuterRef, Q, Subquery
+from django.db.models import Count, Exists, OuterRef, Q, Subquery, Sum
 from django.utils import timezone
 
 from .models import OUTSTANDING, Batch, Generation, Project, Reference, Status
@@ -51,6 +51,48 @@ def projects_for_team(team, *, archived: bool = False) -> list[Project]:
         )
         .order_by("-created", "-id")
     )
+
+
+@dataclass
+class ProjectUsage:
+    name: str
+    images: int = 0
+    cached: int = 0
+    flash: int = 0
+    pro: int = 0
+
+    @property
+    def credits(self) -> int:
+        return self.flash + self.pro
+
+
+def usage_by_project(team, *, since: datetime, member=None) -> list[ProjectUsage]:
+    """Images delivered since `since` and the credits they were charged, per project.
+
+    Read from the images themselves (what each was charged), in one grouped
+    query; billing's usage records know nothing of projects.
+    """
+    images = Generation.objects.filter(team=team, status=Status.SUCCEEDED, finished_at__gte=since)
+    if member is not None:
+        images = images.filter(member=member)
+    grouped = (
+        images.values("batch__project_id", "batch__project__name", "tier", "cached")
+        .annotate(count=Count("id"), credits=Sum("credits_charged"))
+        .order_by()
+    )
+    projects: dict[int | None, ProjectUsage] = {}
+    for row in grouped:
+        key = row["batch__project_id"]
+        usage = projects.setdefault(
+            key, ProjectUsage(name=row["batch__project__name"] or "(no project)")
+        )
+        usage.images += row["count"]
+        usage.cached += row["count"] if row["cached"] else 0
+        if row["tier"] == "pro":
+            usage.pro += row["credits"] or 0
+        else:
+            usage.flash += row["credits"] or 0
+    return sorted(projects.values(), key=lambda p: (-p.credits, -p.images, p.name))
 
 
 def references_for_team(team) -> list[Reference]:

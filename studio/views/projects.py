@@ -5,9 +5,15 @@ from django.contrib.auth.decorators import login_required
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
+from billing.periods import PERIODS, period_start
 from generation.models import Generation, Project
 from generation.requests import InvalidRequest, parse_id
-from generation.selectors import decode_cursor, project_grids, projects_for_team
+from generation.selectors import (
+    decode_cursor,
+    project_grids,
+    projects_for_team,
+    usage_by_project,
+)
 from generation.services import project_create
 
 from ..postback import failed_form, keep_failed_form
@@ -106,3 +112,24 @@ def project_older(request, slug, pk):
         return render(request, "studio/gallery/_grids_page.html", context)
     context.update(composer_context(team=access.team, project=project))
     return render(request, "studio/gallery/project.html", context)
+
+
+@login_required
+@require_GET
+def usage_projects(request, slug):
+    """Credits by project over the usage page's period (loaded into that page).
+
+    Managers see the team or one member; anyone else sees their own images,
+    as on the usage page itself.
+    """
+    access = team_for_member(request, slug)
+    period = request.GET.get("period", "month")
+    period = period if period in PERIODS else "month"
+    member = request.user
+    if access.manages_team:
+        member_id = parse_id(request.GET.get("member", ""))
+        member = access.team.members.filter(pk=member_id).first() if member_id is not None else None
+    projects = usage_by_project(access.team, since=period_start(period), member=member)
+    context = {"access": access, "projects": projects, "period": period}
+    template = "studio/_usage_projects.html" if request.htmx else "studio/usage_projects.html"
+    return render(request, template, context)
