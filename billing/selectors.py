@@ -279,8 +279,8 @@ def usage_by_day(team, *, period: str, member=None) -> DailyUsage:
     left, right, usable = 48, 8, chart.base - 12
     slot = (chart.width - left - right) / max(1, len(chart.bars))
     for index, bar in enumerate(chart.bars):
-        bar.x = round(left + index * slot + slot * 0.15)
-        bar.width = max(2, round(slot * 0.7))
+        bar.width = max(2, min(36, round(slot * 0.7)))
+        bar.x = round(left + index * slot + (slot - bar.width) / 2)
         bar.flash_height = round(usable * bar.flash / chart.top)
         bar.pro_height = round(usable * bar.pro / chart.top)
         bar.flash_y = chart.base - bar.flash_height

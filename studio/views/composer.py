@@ -27,7 +27,7 @@ from ..teams import team_for_member
 
 DEFAULTS = {"tier": catalog.FLASH, "size": "1K", "aspect": "1:1", "count": "12", "prompt": ""}
 STATUS_FOR = {"invalid": 400, "credits": 402, "busy": 429, "not_found": 404}
-BOX = 30  # px: the longer side of an aspect-ratio swatch
+BOX = 22  # px: the longer side of an aspect-ratio swatch
 
 
 def _aspect_boxes() -> list[dict]:
