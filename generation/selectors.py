@@ -513,7 +513,8 @@ def _history_cursor_filter(queryset, sort: str, cursor):
     """Rows after the cursor in the page's order (a seek, never an OFFSET)."""
     if cursor is None:
         return queryset
-    created, pk, starred = cursor
+    # (created, id) from a plain cursor (the API's), or (created, id, starred).
+    created, pk, starred = (*cursor, None)[:3]
     if sort == "oldest":
         return queryset.filter(created__gte=created).filter(Q(created__gt=created) | Q(pk__gt=pk))
     if sort == "starred":
