@@ -139,3 +139,25 @@ def test_a_whole_grid_prints_over_as_many_pages_as_it_needs(owner, team, project
     text = _text(response.content, tmp_path)
     assert all(f"seed {10 + i}" in text for i in range(20))
     assert "20 images" in text
+
+
+def test_a_cached_copy_downloaded_alone_names_itself_too(owner, team, project, client_for):
+    first = submit(team, owner, project, seed=654, count=1).generations.get()
+    render_all()
+    again = submit(team, owner, project, seed=654, count=1).generations.get()
+    client = client_for(owner)
+    url = reverse("generation-image", args=[team.slug, again.pk, "original"])
+    response = client.get(url, {"download": "1"})
+    assert f"_{again.pk}.png" in response["Content-Disposition"]
+    meta = read_metadata(response.content)
+    assert meta["generation"] == again.pk and meta["cached_from"] == first.pk
+    # Its own ETag: the browser does not confuse it with the source's file.
+    assert (
+        response["ETag"]
+        != client.get(reverse("generation-image", args=[team.slug, first.pk, "original"]))["ETag"]
+    )
+    assert client.get(url, HTTP_IF_NONE_MATCH=response["ETag"]).status_code == 304
+    source = b"".join(
+        client.get(reverse("generation-image", args=[team.slug, first.pk, "original"]))
+    )
+    assert read_metadata(source)["generation"] == first.pk
