@@ -182,8 +182,10 @@ def _cell(pdf: canvas.Canvas, generation: Generation, x: float, top: float) -> N
     pdf.rect(x, mark_y - 1, 7, 7, stroke=1, fill=0)
     pdf.setFont(FONT, 7)
     pdf.drawString(x + 10, mark_y, "pick")
+    # A rating given in the app (if the gallery keeps one) fills its circles.
+    rating = getattr(generation, "rating", 0) or 0
     for dot in range(5):
-        pdf.circle(x + 36 + dot * 9, mark_y + 2.5, 3, stroke=1, fill=0)
+        pdf.circle(x + 36 + dot * 9, mark_y + 2.5, 3, stroke=1, fill=1 if dot < rating else 0)
     pdf.setFillColorRGB(*GREY)
     pdf.drawRightString(x + width, mark_y, _when(generation)[:16].replace("T", " "))
 

@@ -133,3 +133,22 @@ def test_search_finds_two_words_in_reverse_order(browser_page, owner, team):
     captions = page.locator(".history-caption").all_inner_texts()
     assert all("Tall grass field at golden hour" in c and "Flash 1K" in c for c in captions)
     _shot(page, "history-search")
+
+
+def test_the_theme_follows_the_system_until_a_choice_is_made(browser_page, owner, team):
+    page = browser_page
+    sign_in(page, owner.username)
+
+    def background() -> str:
+        return page.evaluate("getComputedStyle(document.body).backgroundColor")
+
+    page.emulate_media(color_scheme="light")
+    page.goto(f"{page.base_url}/t/{team.slug}/")
+    assert background() == "rgb(244, 243, 240)"
+    page.emulate_media(color_scheme="dark")
+    assert background() == "rgb(29, 31, 34)"
+    # An explicit choice wins over the system's, across pages.
+    page.locator("[data-theme-toggle]").click()
+    assert background() == "rgb(244, 243, 240)"
+    page.goto(f"{page.base_url}/t/{team.slug}/history/")
+    assert background() == "rgb(244, 243, 240)"
