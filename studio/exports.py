@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from math import cos, pi, sin
 
 from django.core.files.storage import default_storage
 from django.utils import timezone
@@ -117,8 +118,6 @@ INK, GREY, PRO, FLASH = (0.12, 0.13, 0.14), (0.45, 0.47, 0.5), (0.45, 0.28, 0.84
 
 def _star(pdf: canvas.Canvas, x: float, y: float, radius: float, filled: bool) -> None:
     """A five-pointed star centred on (x, y): the Helvetica fonts have no ★ glyph."""
-    from math import cos, pi, sin
-
     path = pdf.beginPath()
     for point in range(10):
         r = radius if point % 2 == 0 else radius * 0.45
