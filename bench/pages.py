@@ -271,7 +271,7 @@ def b7_history(ctx, runs: int = 15) -> list[Row]:
         return _not_yet("B7", metric, "≤ 1.5× first page over 100; ≤ 100 ms")
     from django.urls import reverse
 
-    from generation.models import Generation
+    from generation.models import Batch, Generation
     from generation.selectors import encode_cursor
 
     owner = ctx.studio.owner
@@ -289,20 +289,29 @@ def b7_history(ctx, runs: int = 15) -> list[Row]:
     large_url = reverse("history", kwargs={"slug": large.slug})
     small_url = reverse("history", kwargs={"slug": small.slug})
     deep_url = f"{large_url}?cursor={deep}"
+    # Two words in reverse order that only one old grid's prompt holds: the
+    # search must pass over most of the 70,000 rows to fill its page.
+    rare = Batch.objects.filter(team=large).order_by("created")[100].prompt.split()
+    search_url = f"{large_url}?q={rare[3]}+{rare[1]}"
     pages = Pages(owner)
     try:
-        queries = [pages.queries(u) for u in (small_url, large_url, deep_url)]
+        queries = [pages.queries(u) for u in (small_url, large_url, deep_url, search_url)]
         small_t = pages.times(small_url, runs)
         first_t = pages.times(large_url, runs)
         deep_t = pages.times(deep_url, runs)
+        search_t = pages.times(search_url, runs)
     finally:
         pages.close()
     rows = []
     for id_, label, figure, q in (
         ("B7", "first page", first_t, queries[1]),
         ("B7b", "deep cursor page (row 60,000)", deep_t, queries[2]),
+        ("B7c", "search, two words in reverse order, 50 matches", search_t, queries[3]),
     ):
         ratio = figure.median / small_t.median
+        # A search that finds one old grid must read past every newer row, so
+        # it is held to the time target only, not to the ratio of a plain page.
+        passes = figure.median <= 100 if id_ == "B7c" else ratio <= 1.5 and figure.median <= 100
         rows.append(
             Row(
                 id_,
@@ -311,8 +320,8 @@ def b7_history(ctx, runs: int = 15) -> list[Row]:
                 str(figure),
                 f"{small_t} first page over 100 images",
                 ratio_text(ratio),
-                "≤ 1.5×; ≤ 100 ms",
-                verdict(ratio <= 1.5 and figure.median <= 100),
+                "≤ 100 ms" if id_ == "B7c" else "≤ 1.5×; ≤ 100 ms",
+                verdict(passes),
             )
         )
     return rows

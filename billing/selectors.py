@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 
-from django.db.models import Q, Sum
+from django.db.models import Count, Exists, OuterRef, Q, Subquery, Sum
+from django.db.models.functions import Coalesce, TruncDate
+from django.utils import timezone
 
 from .models import LedgerEntry, MemberCap, UsageRecord, Wallet
 from .periods import period_start
@@ -52,6 +55,64 @@ def ledger_entries(team, *, kind: str = "", member_id: int | None = None):
     if member_id:
         entries = entries.filter(member_id=member_id)
     return entries.order_by("-created", "-id")
+
+
+# A grid settles image by image: one capture (or release) entry per image.
+# The ledger page shows them as one row per batch and kind, opened on demand.
+GROUPED_KINDS = (LedgerEntry.Kind.CAPTURE, LedgerEntry.Kind.RELEASE)
+
+
+def _sum_of(siblings, column: str):
+    return Coalesce(
+        Subquery(siblings.values("hold_id").annotate(total=Sum(column)).values("total")[:1]), 0
+    )
+
+
+def ledger_rows(team, *, kind: str = "", member_id: int | None = None):
+    """The ledger, newest first, with a batch's captures (and releases) as one row.
+
+    Each grouped row is the group's newest entry, annotated with the group's
+    totals (`group_size`, `group_images`, `group_available`, `group_held`);
+    every other entry is a row of its own (group_size 1). Paginate it, then
+    `ledger_parts` fetches the entries of the groups on the page.
+    """
+    entries = ledger_entries(team, kind=kind, member_id=member_id)
+    siblings = entries.model.objects.filter(
+        hold_id=OuterRef("hold_id"), kind=OuterRef("kind")
+    ).order_by()
+    if member_id:
+        siblings = siblings.filter(member_id=member_id)
+    groupable = Q(kind__in=GROUPED_KINDS, hold__isnull=False)
+    newest_of_group = groupable & ~Exists(siblings.filter(id__gt=OuterRef("id")))
+    return (
+        entries.filter(newest_of_group | ~groupable)
+        .select_related("hold")
+        .annotate(
+            group_size=Coalesce(
+                Subquery(siblings.values("hold_id").annotate(n=Count("id")).values("n")[:1]), 1
+            ),
+            group_images=_sum_of(siblings, "images"),
+            group_available=_sum_of(siblings, "available_delta"),
+            group_held=_sum_of(siblings, "held_delta"),
+        )
+    )
+
+
+def ledger_parts(rows) -> None:
+    """Give each grouped row on a page its entries (`parts`), in one query."""
+    grouped = [row for row in rows if row.kind in GROUPED_KINDS and row.hold_id]
+    for row in rows:
+        row.parts = []
+    if not grouped:
+        return
+    holds = {row.hold_id for row in grouped}
+    by_group: dict[tuple[int, str], list[LedgerEntry]] = {}
+    for entry in LedgerEntry.objects.filter(hold_id__in=holds, kind__in=GROUPED_KINDS).order_by(
+        "created", "id"
+    ):
+        by_group.setdefault((entry.hold_id, entry.kind), []).append(entry)
+    for row in grouped:
+        row.parts = by_group.get((row.hold_id, row.kind), [])
 
 
 def member_caps(team) -> list[MemberCap]:
@@ -148,6 +209,83 @@ def usage_report(team, *, period: str, member=None) -> UsageReport:
         report.cached_images += row.cached_images
         report.all_pro += all_pro_price * row.images if row.tier == "flash" else row.credits
     return report
+
+
+@dataclass
+class DayBar:
+    day: date
+    flash: int = 0
+    pro: int = 0
+    images: int = 0
+    # Drawing: where the stacked bar sits in the SVG (filled in by `usage_by_day`).
+    x: int = 0
+    width: int = 0
+    flash_y: int = 0
+    flash_height: int = 0
+    pro_y: int = 0
+    pro_height: int = 0
+
+    @property
+    def credits(self) -> int:
+        return self.flash + self.pro
+
+    @property
+    def center(self) -> int:
+        return self.x + self.width // 2
+
+
+@dataclass
+class DailyUsage:
+    bars: list[DayBar]
+    top: int  # the credits the chart's full height stands for
+    width: int = 640
+    height: int = 180
+    base: int = 150  # y of the axis
+
+    @property
+    def total(self) -> int:
+        return sum(bar.credits for bar in self.bars)
+
+
+def usage_by_day(team, *, period: str, member=None) -> DailyUsage:
+    """Credits per day (Flash and Pro stacked) from the period's start to today.
+
+    One grouped query; days without images are drawn as empty slots so the
+    chart's time axis is even.
+    """
+    start = period_start(period)
+    records = UsageRecord.objects.filter(wallet__team=team, created__gte=start)
+    if member is not None:
+        records = records.filter(member=member)
+    tz = timezone.get_current_timezone()
+    grouped = (
+        records.annotate(day=TruncDate("created", tzinfo=tz))
+        .values("day", "tier")
+        .annotate(credits=Sum("credits"), images=Sum("images"))
+        .order_by("day")
+    )
+    today = timezone.localdate()
+    first = start.date()
+    bars = {first + timedelta(days=n): None for n in range((today - first).days + 1)}
+    bars = {day: DayBar(day=day) for day in bars}
+    for row in grouped:
+        bar = bars.get(row["day"])
+        if bar is None:
+            continue
+        setattr(bar, "pro" if row["tier"] == "pro" else "flash", row["credits"] or 0)
+        bar.images += row["images"] or 0
+    chart = DailyUsage(bars=list(bars.values()), top=0)
+    chart.top = max((bar.credits for bar in chart.bars), default=0) or 1
+    left, right, usable = 48, 8, chart.base - 12
+    slot = (chart.width - left - right) / max(1, len(chart.bars))
+    for index, bar in enumerate(chart.bars):
+        bar.width = max(2, min(36, round(slot * 0.7)))
+        bar.x = round(left + index * slot + (slot - bar.width) / 2)
+        bar.flash_height = round(usable * bar.flash / chart.top)
+        bar.pro_height = round(usable * bar.pro / chart.top)
+        bar.flash_y = chart.base - bar.flash_height
+        bar.pro_y = bar.flash_y - bar.pro_height
+    return chart
 
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")

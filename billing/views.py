@@ -14,6 +14,7 @@ from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
+from studio.postback import failed_form, keep_failed_form
 from studio.teams import team_for_member
 
 from . import purchases, selectors
@@ -38,16 +39,25 @@ def _members(team):
     return get_user_model().objects.filter(memberships__team=team).order_by("username")
 
 
-def _billing_context(request, access, **forms):
+def _billing_context(request, access):
     team = access.team
+    # A form refused on the last POST comes back bound, with its errors.
+    forms = {}
+    for name, form_class in (("top_up_form", TopUpForm), ("settings_form", WalletSettingsForm)):
+        typed = failed_form(request, name)
+        if typed is not None:
+            forms[name] = form_class(typed)
+            forms[name].is_valid()
     wallet = wallet_for(team)
     members = list(_members(team))
     filters = LedgerFilterForm(request.GET, kinds=LedgerEntry.Kind.choices, members=members)
     filters.is_valid()
     kind = filters.cleaned_data.get("kind", "")
     member = filters.cleaned_data.get("member", "")
-    entries = selectors.ledger_entries(team, kind=kind, member_id=int(member) if member else None)
-    page = Paginator(entries, LEDGER_PAGE_SIZE).get_page(request.GET.get("page"))
+    rows = selectors.ledger_rows(team, kind=kind, member_id=int(member) if member else None)
+    page = Paginator(rows, LEDGER_PAGE_SIZE).get_page(request.GET.get("page"))
+    page.object_list = list(page.object_list)
+    selectors.ledger_parts(page.object_list)
     query = request.GET.copy()
     query.pop("page", None)
     return {
@@ -59,7 +69,7 @@ def _billing_context(request, access, **forms):
         "caps": selectors.member_caps(team),
         "usage": selectors.usage_report(team, period="month"),
         "limits": [(user, selectors.member_limits(team, user)) for user in members],
-        "cap_form": forms.get("cap_form") or CapForm(members=members),
+        "cap_form": _cap_form(request, members),
         "settings_form": forms.get("settings_form")
         or WalletSettingsForm(
             initial={
@@ -72,7 +82,23 @@ def _billing_context(request, access, **forms):
         "packs": CreditPack.objects.filter(active=True)
         if purchases.stripe_enabled() and access.role == "owner"
         else [],
+        "stripe_enabled": purchases.stripe_enabled(),
     }
+
+
+def _cap_form(request, members):
+    typed = failed_form(request, "cap_form")
+    if typed is None:
+        return CapForm(members=members)
+    form = CapForm(typed, members=members)
+    form.is_valid()
+    return form
+
+
+def _refused_form(request, slug, name: str):
+    """Post/redirect/get: back to the billing page, the form bound again there."""
+    keep_failed_form(request, name, request.POST.dict())
+    return redirect(f"{reverse('billing', args=[slug])}#{name.replace('_', '-')}")
 
 
 @login_required
@@ -101,8 +127,7 @@ def top_up(request, slug):
         raise PermissionDenied("Only site staff can add credits by hand.")
     form = TopUpForm(request.POST)
     if not form.is_valid():
-        context = _billing_context(request, access, top_up_form=form)
-        return render(request, "billing/billing.html", context, status=400)
+        return _refused_form(request, slug, "top_up_form")
     entry = wallet_top_up(
         team=access.team,
         amount=form.cleaned_data["amount"],
@@ -128,8 +153,7 @@ def caps_set(request, slug):
     members = list(_members(access.team))
     form = CapForm(request.POST, members=members)
     if not form.is_valid():
-        context = _billing_context(request, access, cap_form=form)
-        return render(request, "billing/billing.html", context, status=400)
+        return _refused_form(request, slug, "cap_form")
     member = next(user for user in members if str(user.pk) == form.cleaned_data["member"])
     member_cap_set(
         team=access.team,
@@ -149,8 +173,7 @@ def settings_set(request, slug):
     access = _manager_only(request, slug)
     form = WalletSettingsForm(request.POST)
     if not form.is_valid():
-        context = _billing_context(request, access, settings_form=form)
-        return render(request, "billing/billing.html", context, status=400)
+        return _refused_form(request, slug, "settings_form")
     wallet_settings_set(
         team=access.team,
         low_balance_threshold=form.cleaned_data["low_balance_threshold"],
@@ -189,6 +212,7 @@ def usage(request, slug):
         {
             "access": access,
             "report": report,
+            "daily": selectors.usage_by_day(access.team, period=period, member=member),
             "period": period,
             "periods": PERIODS,
             "member": member,

@@ -163,6 +163,9 @@ def parse_batch_request(data: Mapping, reference_ids=()) -> BatchRequest:
 
     seed_value = str(data.get("seed", "")).strip()
     seed_locked = bool(seed_value)
+    if not seed_locked and str(data.get("seed_mode", "")) == "locked":
+        # "Locked" with nothing to lock would silently draw a random seed.
+        errors["seed"] = "Enter the seed to lock, or choose Random seed."
     seed = secrets.randbelow(SEED_MAX - 1000) if not seed_locked else None
     if seed_locked:
         seed = _int(seed_value, "seed", errors, "The seed must be a whole number.")

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
 from django.core.cache import cache
-from django.db.models import OuterRef, Q, Subquery
+from django.db.models import Count, Exists, OuterRef, Q, Subquery, Sum
 from django.utils import timezone
 
 from . import quotas
@@ -53,6 +53,48 @@ def projects_for_team(team, *, archived: bool = False) -> list[Project]:
         )
         .order_by("-created", "-id")
     )
+
+
+@dataclass
+class ProjectUsage:
+    name: str
+    images: int = 0
+    cached: int = 0
+    flash: int = 0
+    pro: int = 0
+
+    @property
+    def credits(self) -> int:
+        return self.flash + self.pro
+
+
+def usage_by_project(team, *, since: datetime, member=None) -> list[ProjectUsage]:
+    """Images delivered since `since` and the credits they were charged, per project.
+
+    Read from the images themselves (what each was charged), in one grouped
+    query; billing's usage records know nothing of projects.
+    """
+    images = Generation.objects.filter(team=team, status=Status.SUCCEEDED, finished_at__gte=since)
+    if member is not None:
+        images = images.filter(member=member)
+    grouped = (
+        images.values("batch__project_id", "batch__project__name", "tier", "cached")
+        .annotate(count=Count("id"), credits=Sum("credits_charged"))
+        .order_by()
+    )
+    projects: dict[int | None, ProjectUsage] = {}
+    for row in grouped:
+        key = row["batch__project_id"]
+        usage = projects.setdefault(
+            key, ProjectUsage(name=row["batch__project__name"] or "(no project)")
+        )
+        usage.images += row["count"]
+        usage.cached += row["count"] if row["cached"] else 0
+        if row["tier"] == "pro":
+            usage.pro += row["credits"] or 0
+        else:
+            usage.flash += row["credits"] or 0
+    return sorted(projects.values(), key=lambda p: (-p.credits, -p.images, p.name))
 
 
 def references_for_team(team) -> list[Reference]:
@@ -295,6 +337,11 @@ def decode_cursor(value: str | None) -> tuple[datetime, int] | None:
         return None
 
 
+def _with_images_left():
+    """A grid whose every image was archived is gone from the page, not an empty card."""
+    return Exists(Generation.objects.filter(batch=OuterRef("pk"), archived=False))
+
+
 # Coming back to `?through=<batch>` reloads every grid down to that one, at most this many.
 GRIDS_THROUGH_MAX = 60
 
@@ -305,7 +352,11 @@ def project_grids(*, team, project, cursor=None, through=None) -> tuple[list[Gri
     `through` (a batch id) widens the page down to that batch, so a person who
     scrolled into older grids and comes back finds them loaded again.
     """
-    batches = Batch.objects.filter(team=team, project=project).select_related("member")
+    batches = (
+        Batch.objects.filter(team=team, project=project)
+        .filter(_with_images_left())
+        .select_related("member")
+    )
     limit = GRIDS_PER_PAGE
     if through is not None and cursor is None:
         oldest = batches.filter(pk=through).values_list("created", flat=True).first()
@@ -440,8 +491,28 @@ def generations_for_download(*, team, ids) -> list[Generation]:
     return list(
         Generation.objects.filter(team=team, pk__in=ids, status=Status.SUCCEEDED)
         .exclude(asset=None)
-        .select_related("asset")
+        .select_related("asset", "member")
         .order_by("batch_id", "index")
+    )
+
+
+def generations_for_sheet(*, team, ids=(), batch_id: int | None = None) -> list[Generation]:
+    """A contact sheet's images: a selection, or a grid's images left outside the archive."""
+    images = Generation.objects.filter(team=team).select_related("asset", "member")
+    if batch_id is not None:
+        images = images.filter(batch_id=batch_id, archived=False)
+    else:
+        images = images.filter(pk__in=ids)
+    return list(images.order_by("batch_id", "index"))
+
+
+def batches_emptied(*, team, generation_ids) -> list[int]:
+    """The grids among these images' that have no image left outside the archive."""
+    return list(
+        Batch.objects.filter(team=team, generations__pk__in=generation_ids)
+        .exclude(_with_images_left())
+        .values_list("pk", flat=True)
+        .distinct()
     )
 
 
@@ -449,12 +520,46 @@ def generations_selected(*, team, ids) -> list[Generation]:
     return list(Generation.objects.filter(team=team, pk__in=ids).order_by("batch_id", "index"))
 
 
+def batch_cache_hits(*, team, request) -> int:
+    """How many images of this request the cache would serve (free), as submit decides.
+
+    A random seed is drawn again at submit, so only a locked seed can repeat a render.
+    """
+    from .backends import backend_for
+    from .providers import provider_named
+    from .services import batch_jobs, job_fingerprints, stored_renders
+
+    if request.fresh or not request.seed_locked:
+        return 0
+    backend = backend_for(team, request.tier)
+    references = list(Reference.objects.filter(team=team, pk__in=request.reference_ids))
+    jobs = batch_jobs(request)
+    prints = job_fingerprints(
+        provider=provider_named(backend.provider).name,
+        model=backend.model,
+        size=request.size,
+        references=references,
+        jobs=jobs,
+    )
+    stored = stored_renders(team=team, fingerprints=prints)
+    return sum(1 for print_ in prints if print_ in stored)
+
+
 # --- history ------------------------------------------------------------------------
+
+
+SORTS = {
+    "newest": ("-created", "-id"),
+    "oldest": ("created", "id"),
+    "starred": ("-starred", "-created", "-id"),
+}
 
 
 @dataclass(frozen=True)
 class HistoryFilters:
     text: str = ""
+    project_id: int | None = None
+    sort: str = "newest"
     starred: bool = False
     tier: str = ""
     size: str = ""
@@ -465,15 +570,69 @@ class HistoryFilters:
     archived: bool = False
 
 
+def prompt_words(text: str) -> list[str]:
+    """The words a search must all find, in any order ("grass golden")."""
+    return list(dict.fromkeys(word.lower() for word in text.split()))[:12]
+
+
+def _history_cursor_filter(queryset, sort: str, cursor):
+    """Rows after the cursor in the page's order (a seek, never an OFFSET)."""
+    if cursor is None:
+        return queryset
+    # (created, id) from a plain cursor (the API's), or (created, id, starred).
+    created, pk, starred = (*cursor, None)[:3]
+    if sort == "oldest":
+        return queryset.filter(created__gte=created).filter(Q(created__gt=created) | Q(pk__gt=pk))
+    if sort == "starred":
+        starred = bool(starred)
+        after = Q(starred=starred) & (Q(created__lt=created) | Q(created=created, pk__lt=pk))
+        if starred:
+            after |= Q(starred=False)
+        return queryset.filter(after)
+    return _cursor_filter(queryset, (created, pk))
+
+
+def encode_history_cursor(row: Generation, sort: str) -> str:
+    if sort != "starred":
+        return encode_cursor(row.created, row.pk)
+    raw = f"{to_micros(row.created)}.{row.pk}.{int(row.starred)}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_history_cursor(value: str | None) -> tuple[datetime, int, int | None] | None:
+    """(created, id, starred or None) from a cursor; a plain grid cursor works too."""
+    if not value:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode()
+        parts = raw.split(".")
+        if len(parts) not in (2, 3):
+            return None
+        created = from_micros(parts[0])
+        starred = int(parts[2]) if len(parts) == 3 else None
+        return (created, int(parts[1]), starred) if created else None
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        return None
+
+
 def history_page(*, team, filters: HistoryFilters, cursor=None) -> tuple[list[Generation], str]:
-    """A page of the team's images, newest first, and the cursor of the next page.
+    """A page of the team's images in the chosen order, and the cursor of the next page.
 
     Walks the (team, -created, -id) index from the cursor: no OFFSET and no
     COUNT, so page 1,000 costs what page 1 does.
+
+    Search: every word of the query must be in the prompt, in any order and
+    any case. One case-insensitive `contains` per word, on every database:
+    the index walk stops at the first page of matches, so even a word found
+    in one prompt of 70,000 costs one pass over the team's rows, a few tens
+    of milliseconds on SQLite, with no search index to keep in step with
+    every insert (bench B7 bulk-loads 70,000 rows).
     """
     images = Generation.objects.filter(team=team, archived=filters.archived)
-    if filters.text:
-        images = images.filter(prompt__icontains=filters.text)
+    for word in prompt_words(filters.text):
+        images = images.filter(prompt__icontains=word)
+    if filters.project_id:
+        images = images.filter(batch__project_id=filters.project_id)
     if filters.starred:
         images = images.filter(starred=True)
     if filters.tier:
@@ -492,12 +651,13 @@ def history_page(*, team, filters: HistoryFilters, cursor=None) -> tuple[list[Ge
     if filters.until:
         end = datetime.combine(filters.until + timedelta(days=1), datetime.min.time(), tz)
         images = images.filter(created__lt=end)
+    sort = filters.sort if filters.sort in SORTS else "newest"
     rows = list(
-        _cursor_filter(images, cursor)
+        _history_cursor_filter(images, sort, cursor)
         .select_related("member")
         .defer(*TILE_DEFERRED)
-        .order_by("-created", "-id")[: HISTORY_PER_PAGE + 1]
+        .order_by(*SORTS[sort])[: HISTORY_PER_PAGE + 1]
     )
     more = len(rows) > HISTORY_PER_PAGE
     rows = rows[:HISTORY_PER_PAGE]
-    return rows, (encode_cursor(rows[-1].created, rows[-1].pk) if more else "")
+    return rows, (encode_history_cursor(rows[-1], sort) if more else "")

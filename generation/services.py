@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
+from django.template.defaultfilters import pluralize
 from django.utils import timezone
 
 from billing.services import Refusal, hold_place, hold_release, usage_record_cached
@@ -69,6 +70,43 @@ class _Job:
     parent: Generation | None = None
 
 
+def batch_jobs(request: BatchRequest) -> list[_Job]:
+    """The images a batch request makes: each prompt `count` times, seeds in a row."""
+    return [
+        _Job(prompt=prompt, seed=request.seed + p * request.count + i, aspect=request.aspect)
+        for p, prompt in enumerate(request.prompts)
+        for i in range(request.count)
+    ]
+
+
+def job_fingerprints(*, provider: str, model: str, size: str, references, jobs) -> list[str]:
+    reference_hashes = [r.sha256 for r in references]
+    return [
+        fingerprint(
+            provider=provider,
+            model=model,
+            prompt=job.prompt,
+            seed=job.seed,
+            size=size,
+            aspect=job.aspect,
+            reference_hashes=reference_hashes,
+            parent_hash=job.parent.asset.sha256 if job.parent and job.parent.asset else "",
+        )
+        for job in jobs
+    ]
+
+
+def stored_renders(*, team, fingerprints) -> dict[str, int]:
+    """{fingerprint: asset id} of the renders already stored: one query for a whole grid."""
+    return dict(
+        Generation.objects.filter(
+            team=team, fingerprint__in=set(fingerprints), status=Status.SUCCEEDED
+        )
+        .exclude(asset=None)
+        .values_list("fingerprint", "asset_id")
+    )
+
+
 def _team_references(team, ids) -> list[Reference]:
     references = list(Reference.objects.filter(team=team, pk__in=ids))
     if len(references) != len(set(ids)):
@@ -94,7 +132,8 @@ def _check_outstanding(*, team, member, tier: str, adding: int) -> None:
     cap = settings.LANE_MEMBER_OUTSTANDING_CAP
     if outstanding + adding > cap:
         raise SubmitRefused(
-            f"You already have {outstanding} {catalog.TIER_LABELS[tier]} images waiting or "
+            f"You already have {outstanding} {catalog.TIER_LABELS[tier]} "
+            f"image{pluralize(outstanding)} waiting or "
             f"rendering; the limit is {cap}. Wait for some to finish or cancel a batch.",
             code="busy",
         )
@@ -121,7 +160,6 @@ def _create_batch(
     backend = backend_for(team, tier)
     provider = provider_named(backend.provider)
     model = backend.model
-    reference_hashes = [r.sha256 for r in references]
     batch = Batch.objects.create(
         team=team,
         project=project,
@@ -143,29 +181,10 @@ def _create_batch(
         batch.references.set(references)
 
     now = timezone.now()
-    prints = [
-        fingerprint(
-            provider=provider.name,
-            model=model,
-            prompt=job.prompt,
-            seed=job.seed,
-            size=size,
-            aspect=job.aspect,
-            reference_hashes=reference_hashes,
-            parent_hash=job.parent.asset.sha256 if job.parent and job.parent.asset else "",
-        )
-        for job in jobs
-    ]
-    # One query for the whole grid: which of these renders are stored already.
-    stored = {}
-    if not fresh:
-        stored = dict(
-            Generation.objects.filter(
-                team=team, fingerprint__in=set(prints), status=Status.SUCCEEDED
-            )
-            .exclude(asset=None)
-            .values_list("fingerprint", "asset_id")
-        )
+    prints = job_fingerprints(
+        provider=provider.name, model=model, size=size, references=references, jobs=jobs
+    )
+    stored = {} if fresh else stored_renders(team=team, fingerprints=prints)
     rows, cached = [], 0
     for index, (job, print_) in enumerate(zip(jobs, prints, strict=True)):
         row = Generation(
@@ -240,11 +259,7 @@ def _create_batch(
 def batch_submit(*, team, member, request: BatchRequest, project: Project | None = None) -> Batch:
     if project is not None and (project.team_id != team.pk or project.archived):
         raise SubmitRefused("That project is not open in this team.")
-    jobs = [
-        _Job(prompt=prompt, seed=request.seed + p * request.count + i, aspect=request.aspect)
-        for p, prompt in enumerate(request.prompts)
-        for i in range(request.count)
-    ]
+    jobs = batch_jobs(request)
     with transaction.atomic():
         _check_still_member(team=team, member=member)
         references = _team_references(team, request.reference_ids)

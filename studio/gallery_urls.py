@@ -32,5 +32,7 @@ urlpatterns = [
     path("t/<slug:slug>/selection/archive/", grid.images_archive, name="images-archive"),
     path("t/<slug:slug>/selection/restore/", grid.images_restore, name="images-restore"),
     path("t/<slug:slug>/selection/download/", downloads.download_zip, name="images-download"),
+    path("t/<slug:slug>/selection/sheet.pdf", downloads.contact_sheet, name="contact-sheet"),
     path("t/<slug:slug>/history/", history.history, name="history"),
+    path("t/<slug:slug>/usage/projects/", projects.usage_projects, name="usage-projects"),
 ]

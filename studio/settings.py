@@ -384,7 +384,15 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(levelname)s %(name)s: %(message)s"}},
+    "filters": {"expected_refusals": {"()": "studio.log_filters.ExpectedRefusalFilter"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        # Django's own default config gives `django` a second console handler
+        # (under DEBUG), so every line it logged was printed twice: route it to
+        # ours alone.
+        "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        "django.request": {"filters": ["expected_refusals"]},
+        "django.db.backends": {"level": "WARNING"},
+    },
 }

@@ -10,7 +10,11 @@ Everything is drawn at a quarter (Flash) or a third (Pro) of the output size
 and scaled up with BICUBIC, which keeps the shapes soft and a 1K image well
 under 100 ms including PNG encoding. Layouts live in unit coordinates, so a
 prompt and seed keep their composition across sizes and aspect ratios, and a
-Pro render of a Flash draft looks like a finished version of it.
+Pro render of a Flash draft looks like a finished version of it: promoting
+sends the draft as the last reference, and the renderer then lays out the
+draft's own composition (its prompt, seed and references, read from the
+parameters embedded in the draft) and adds the Pro layers on top, instead of
+taking the draft for one more colour source and drawing something else.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 import colorsys
 import hashlib
 import io
+import json
 import math
 import random
 import time
@@ -70,10 +75,11 @@ def render_image(request: RenderRequest) -> Image.Image:
     divisor = 3 if pro else 4
     work = (max(48, round(width / divisor)), max(48, round(height / divisor)))
 
-    reference_hashes = [hashlib.sha256(data).digest() for data in request.references]
+    references, draft = _composition_references(request)
+    reference_hashes = [hashlib.sha256(data).digest() for data in references]
     reference_colors = [
         _average_color(data, digest)
-        for data, digest in zip(request.references, reference_hashes, strict=True)
+        for data, digest in zip(references, reference_hashes, strict=True)
     ]
     reference_digest = hashlib.sha256(b"".join(reference_hashes)).digest()
     palette = _palette(request.prompt, reference_colors)
@@ -102,10 +108,51 @@ def render_image(request: RenderRequest) -> Image.Image:
         canvas.pattern(fine=True)
         canvas.light()
         canvas.vignette()
+        if draft is not None:
+            canvas.follow(draft)
     # ImageDraw does not anti-alias: soften the working picture by less than
     # a pixel so its stair-steps do not become blocks when scaled up.
     softened = canvas.image.filter(ImageFilter.GaussianBlur(0.6))
     return softened.resize((width, height), Image.Resampling.BICUBIC)
+
+
+# The key under which the pipeline embeds a render's parameters in its PNG
+# (generation.imaging.METADATA_KEY; not imported, providers stand alone).
+PARAMETERS_KEY = "contact-sheet"
+
+
+def _draft_parameters(data: bytes) -> dict | None:
+    """The embedded parameters of one of our renders, or None for any other image."""
+    if not data.startswith(b"\x89PNG"):
+        return None
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return json.loads(image.text[PARAMETERS_KEY])  # text chunks precede the pixels
+    except (OSError, KeyError, ValueError, Image.DecompressionBombError):
+        return None
+
+
+def _composition_references(request: RenderRequest) -> tuple[tuple[bytes, ...], bytes | None]:
+    """(the references that choose palette and layout, the draft followed or None).
+
+    A Pro render whose last reference is the Flash draft of the same prompt
+    and seed takes the draft's references instead (those of the batch whose
+    hashes the draft names), so it draws the draft's shapes where the draft
+    has them. Any other request uses its references as they are.
+    """
+    if request.tier != catalog.PRO or not request.references:
+        return request.references, None
+    draft = _draft_parameters(request.references[-1])
+    if not (
+        draft
+        and draft.get("tier") == catalog.FLASH
+        and draft.get("prompt") == request.prompt
+        and draft.get("seed") == request.seed
+    ):
+        return request.references, None
+    named = set(draft.get("references") or ())
+    kept = tuple(r for r in request.references[:-1] if hashlib.sha256(r).hexdigest() in named)
+    return kept, request.references[-1]
 
 
 def _palette(prompt: str, reference_colors: list[RGB]) -> list[RGB]:
@@ -334,6 +381,25 @@ class _Canvas:
             "RGB", self.size, _mix(self.rng.choice(self.palette), (255, 250, 235), 0.7)
         )
         self.image = Image.composite(ImageChops.screen(self.image, tint), self.image, glow)
+
+    def follow(self, draft_png: bytes, amount: float = 0.8) -> None:
+        """Keep the draft's broad tones under the Pro detail (a render of a draft).
+
+        The Pro layers (light, shadows, vignette, extra shapes) drawn over the
+        draft's layout shift its colours; here the picture's low frequencies
+        are pulled most of the way back to the draft's, and its fine detail,
+        the high frequencies, stays Pro's.
+        """
+        try:
+            with Image.open(io.BytesIO(draft_png)) as opened:
+                draft = opened.convert("RGB").resize(self.size, Image.Resampling.BILINEAR)
+        except (OSError, ValueError, Image.DecompressionBombError):
+            return
+        blur = ImageFilter.GaussianBlur(max(2.0, self.unit * 0.012))
+        broad = self.image.filter(blur)
+        fine = ImageChops.subtract(self.image, broad, scale=1, offset=128)
+        target = Image.blend(broad, draft.filter(blur), amount)
+        self.image = ImageChops.add(target, fine, scale=1, offset=-128)
 
     def vignette(self) -> None:
         """Darkened corners (Pro only)."""

@@ -2,12 +2,18 @@
 (function () {
   "use strict";
   const root = document.documentElement;
+  // No saved choice: the stylesheet follows prefers-color-scheme. A click
+  // flips what is shown now, and that explicit choice wins from then on.
   const saved = localStorage.getItem("cs-theme");
-  if (saved) root.dataset.theme = saved;
+  if (saved === "light" || saved === "dark") root.dataset.theme = saved;
+  function shown() {
+    if (root.dataset.theme) return root.dataset.theme;
+    return window.matchMedia("(prefers-color-scheme: light)").matches ? "light" : "dark";
+  }
   document.addEventListener("click", function (event) {
     const toggle = event.target.closest("[data-theme-toggle]");
     if (!toggle) return;
-    root.dataset.theme = root.dataset.theme === "light" ? "dark" : "light";
+    root.dataset.theme = shown() === "light" ? "dark" : "light";
     localStorage.setItem("cs-theme", root.dataset.theme);
   });
 })();

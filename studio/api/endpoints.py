@@ -366,6 +366,7 @@ def images_download(request, image_id: int):
         "image/png",
         f'"{asset.sha256}-original"',
         attachment_name=download_name(generation),
+        generation=generation,
     )
 
 

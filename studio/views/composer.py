@@ -19,7 +19,7 @@ from generation.backends import team_quote
 from generation.imaging import UPLOAD_MAX_BYTES
 from generation.models import Generation, Project
 from generation.requests import InvalidRequest, parse_batch_request, parse_id
-from generation.selectors import batch_grid, references_for_team
+from generation.selectors import batch_cache_hits, batch_grid, references_for_team
 from generation.services import SubmitRefused, batch_submit, reference_upload
 
 from .. import throttle
@@ -27,7 +27,7 @@ from ..teams import team_for_member
 
 DEFAULTS = {"tier": catalog.FLASH, "size": "1K", "aspect": "1:1", "count": "12", "prompt": ""}
 STATUS_FOR = {"invalid": 400, "credits": 402, "busy": 429, "not_found": 404}
-BOX = 30  # px: the longer side of an aspect-ratio swatch
+BOX = 22  # px: the longer side of an aspect-ratio swatch
 
 
 def _aspect_boxes() -> list[dict]:
@@ -88,7 +88,7 @@ def composer_context(*, team, project, values=None, errors=None) -> dict:
 def _form_values(data) -> dict:
     values = {name: data.get(name, "") for name in ("prompt", "tier", "size", "aspect", "count")}
     values["seed_mode"] = data.get("seed_mode", "random")
-    values["seed"] = data.get("seed", "") if values["seed_mode"] == "locked" else ""
+    values["seed"] = data.get("seed", "").strip() if values["seed_mode"] == "locked" else ""
     values["per_line"] = data.get("per_line", "")
     values["fresh"] = data.get("fresh", "")
     values["references"] = data.getlist("references")
@@ -120,22 +120,25 @@ def price_line(request, slug):
     access = team_for_member(request, slug)
     context = {"available": wallet_balance(access.team)[0], "problem": ""}
     try:
-        batch_request = parse_batch_request(_form_values(request.GET))
+        batch_request = parse_batch_request(
+            _form_values(request.GET), request.GET.getlist("references")
+        )
     except InvalidRequest as invalid:
         context["problem"] = next(iter(invalid.errors.values()))
         return render(request, "studio/gallery/_price.html", context)
+    cached = batch_cache_hits(team=access.team, request=batch_request)
     try:
-        price, backend = team_quote(
-            team=access.team,
-            tier=batch_request.tier,
-            size=batch_request.size,
-            count=batch_request.total,
+        unit, backend = team_quote(
+            team=access.team, tier=batch_request.tier, size=batch_request.size, count=1
         )
     except Refusal as refusal:
         context["problem"] = refusal.message
         return render(request, "studio/gallery/_price.html", context)
+    # What the hold will take: only the images the cache cannot serve.
+    price = unit * (batch_request.total - cached)
     context.update(
         count=batch_request.total,
+        cached=cached,
         tier_label=catalog.TIER_LABELS[batch_request.tier],
         size=batch_request.size,
         backend=backend.label,

@@ -10,6 +10,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.defaultfilters import pluralize
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -23,6 +24,7 @@ from generation.requests import parse_ids
 from generation.selectors import (
     batch_changes,
     batch_grid,
+    batches_emptied,
     from_micros,
     generations_selected,
     outstanding_count,
@@ -83,7 +85,10 @@ def batch_cancel_view(request, slug, pk):
         response = render(request, "studio/gallery/_grid.html", {"grid": grid})
         response["HX-Trigger"] = "credits-changed"
         return response
-    messages.success(request, f"{canceled} queued images canceled; their credits are released.")
+    messages.success(
+        request,
+        f"{canceled} queued image{pluralize(canceled)} canceled; their credits are released.",
+    )
     return _back(request, slug)
 
 
@@ -146,7 +151,11 @@ def _promote_page(request, *, access, drafts, next_url, error="", status=200):
     if drafts and not ready and not error:
         error = "Only finished Flash drafts can be promoted to Pro."
     elif len(ready) < len(drafts) and not error:
-        error = f"{len(drafts) - len(ready)} of the chosen images are not finished Flash drafts."
+        left_out = len(drafts) - len(ready)
+        error = (
+            f"{left_out} of the chosen images {pluralize(left_out, 'is,are')} "
+            f"not {pluralize(left_out, 'a ,')}finished Flash draft{pluralize(left_out)}."
+        )
     available = wallet_balance(access.team)[0]
     # What the server would refuse, said before the click: a button that cannot
     # succeed is disabled with its reason beside it.
@@ -283,10 +292,11 @@ def _archive(request, slug, *, archived: bool):
     )
     verb = "archived" if archived else "restored"
     if request.htmx:
-        # Each tile leaves the page it was on; nothing else moves.
-        context = {"ids": ids, "count": changed, "verb": verb}
+        # Each tile leaves the page it was on, and so does a grid left with none.
+        emptied = batches_emptied(team=access.team, generation_ids=ids) if archived else []
+        context = {"ids": ids, "count": changed, "verb": verb, "emptied": emptied}
         return render(request, "studio/gallery/_archived.html", context)
-    messages.success(request, f"{changed} images {verb}.")
+    messages.success(request, f"{changed} image{pluralize(changed)} {verb}.")
     return _back(request, slug)
 
 

@@ -1,6 +1,8 @@
 """/healthz: is the configuration usable, the database answering, the broker
 reachable, are both lanes served?"""
 
+import logging
+
 from django.db import connection
 from django.http import JsonResponse
 from django.views.decorators.cache import never_cache
@@ -9,6 +11,7 @@ from ..celery import app as celery_app
 from ..checks import configuration_errors
 
 LANES = ("flash", "pro")
+logger = logging.getLogger(__name__)
 
 
 def _database() -> dict:
@@ -53,7 +56,7 @@ def healthz(request):
         and broker["ok"]
         and all(lane["ok"] for lane in lanes.values())
     )
-    return JsonResponse(
+    response = JsonResponse(
         {
             "ok": healthy,
             "configuration": configuration,
@@ -63,3 +66,20 @@ def healthz(request):
         },
         status=200 if healthy else 503,
     )
+    if not healthy:
+        # A 503 here is an answer, not a fault: during a normal start the
+        # probe asks before the workers are up. Django would log it as an
+        # ERROR with the request; one line saying what is missing is enough.
+        missing = [
+            name
+            for name, part in (
+                ("configuration", configuration),
+                ("database", database),
+                ("broker", broker),
+            )
+            if not part["ok"]
+        ]
+        missing += [f"{lane} lane" for lane, part in lanes.items() if not part["ok"]]
+        logger.warning("Not ready: %s", ", ".join(missing))
+        response._has_been_logged = True
+    return response

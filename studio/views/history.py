@@ -5,9 +5,9 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from generation import catalog
-from generation.models import Status
+from generation.models import Project, Status
 from generation.requests import InvalidRequest, parse_day, parse_id
-from generation.selectors import HistoryFilters, decode_cursor, history_page
+from generation.selectors import SORTS, HistoryFilters, decode_history_cursor, history_page
 
 from ..teams import team_for_member
 
@@ -35,6 +35,8 @@ def parse_filters(data) -> HistoryFilters:
     days = _days(data)
     return HistoryFilters(
         text=data.get("q", "").strip()[:200],
+        project_id=parse_id(data.get("project", "")),
+        sort=data.get("sort", "") if data.get("sort", "") in SORTS else "newest",
         starred=data.get("starred") == "1",
         tier=tier if tier in catalog.TIERS else "",
         size=size if size in catalog.SCALE else "",
@@ -59,7 +61,9 @@ def history(request, slug):
         images, next_cursor = [], ""
     else:
         images, next_cursor = history_page(
-            team=access.team, filters=filters, cursor=decode_cursor(request.GET.get("cursor"))
+            team=access.team,
+            filters=filters,
+            cursor=decode_history_cursor(request.GET.get("cursor")),
         )
     query = request.GET.copy()
     query.pop("cursor", None)
@@ -70,6 +74,12 @@ def history(request, slug):
         "query": query.urlencode(),
         "filters": filters,
         "values": request.GET,
+        "projects": Project.objects.filter(team=access.team).order_by("archived", "name"),
+        "sorts": [
+            ("newest", "Newest first"),
+            ("oldest", "Oldest first"),
+            ("starred", "Starred first"),
+        ],
         "members": access.team.memberships.select_related("user").order_by("user__username"),
         "tiers": [(t, catalog.TIER_LABELS[t]) for t in catalog.TIERS],
         "sizes": list(catalog.SCALE),

@@ -9,12 +9,13 @@ import re
 
 from django.contrib.auth.decorators import login_required
 from django.core.files.storage import default_storage
-from django.http import FileResponse, Http404, HttpResponseNotModified
+from django.http import FileResponse, Http404, HttpResponse, HttpResponseNotModified
 from django.shortcuts import get_object_or_404
 from django.utils.text import slugify
 
 from generation.models import Generation, Reference
 
+from ..exports import original_as_its_own
 from ..teams import team_for_member
 
 KINDS = {"thumb": "thumbnail", "preview": "preview", "original": "original"}
@@ -29,9 +30,35 @@ def download_name(generation: Generation) -> str:
     return f"{words}_seed{generation.seed}_{generation.tier}-{generation.size}_{generation.pk}.png"
 
 
-def serve_file(request, name: str, content_type: str, etag: str, *, attachment_name: str = ""):
+def serve_file(
+    request,
+    name: str,
+    content_type: str,
+    etag: str,
+    *,
+    attachment_name: str = "",
+    generation: Generation | None = None,
+):
+    """A stored file, cached by the browser; `generation` names a cache hit's original.
+
+    A cache hit shares the stored file of the image first rendered, whose
+    embedded metadata names that image; downloaded under the hit's own name
+    it is corrected to name the hit (and where it came from), so the file
+    name and the metadata agree.
+    """
+    if generation is not None and generation.cached:
+        etag = etag[:-1] + f'-{generation.pk}"'
     if request.headers.get("If-None-Match") == etag:
         response = HttpResponseNotModified()
+    elif generation is not None and generation.cached:
+        try:
+            with default_storage.open(name, "rb") as handle:
+                data = original_as_its_own(generation, handle.read())
+        except FileNotFoundError:
+            raise Http404
+        response = HttpResponse(data, content_type=content_type)
+        if attachment_name:
+            response["Content-Disposition"] = f'attachment; filename="{attachment_name}"'
     else:
         try:
             handle = default_storage.open(name, "rb")
@@ -67,6 +94,7 @@ def generation_image(request, slug: str, pk: int, kind: str):
         content_type,
         f'"{asset.sha256}-{kind}"',
         attachment_name=attachment,
+        generation=generation if kind == "original" else None,
     )
 
 

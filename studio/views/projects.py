@@ -5,12 +5,19 @@ from django.contrib.auth.decorators import login_required
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
+from billing.periods import PERIODS, period_start
 from generation import services as generation_services
 from generation.models import Generation, Project
 from generation.requests import InvalidRequest, parse_id
-from generation.selectors import decode_cursor, project_grids, projects_for_team
+from generation.selectors import (
+    decode_cursor,
+    project_grids,
+    projects_for_team,
+    usage_by_project,
+)
 from generation.services import project_create
 
+from ..postback import failed_form, keep_failed_form
 from ..teams import team_for_member
 from .composer import composer_context, settings_from
 
@@ -23,6 +30,7 @@ def project_list(request, slug):
         "access": access,
         "projects": projects_for_team(access.team, archived=archived),
         "showing_archived": archived,
+        **(failed_form(request, "project-new") or {}),
     }
     return render(request, "studio/gallery/projects.html", context)
 
@@ -36,12 +44,8 @@ def project_new(request, slug):
             team=access.team, member=request.user, name=request.POST.get("name", "")
         )
     except InvalidRequest as invalid:
-        context = {
-            "access": access,
-            "projects": projects_for_team(access.team),
-            "errors": invalid.errors,
-        }
-        return render(request, "studio/gallery/projects.html", context, status=400)
+        keep_failed_form(request, "project-new", {"errors": invalid.errors})
+        return redirect("team", slug=slug)
     return redirect("project", slug=slug, pk=project.pk)
 
 
@@ -117,3 +121,24 @@ def project_older(request, slug, pk):
         return render(request, "studio/gallery/_grids_page.html", context)
     context.update(composer_context(team=access.team, project=project))
     return render(request, "studio/gallery/project.html", context)
+
+
+@login_required
+@require_GET
+def usage_projects(request, slug):
+    """Credits by project over the usage page's period (loaded into that page).
+
+    Managers see the team or one member; anyone else sees their own images,
+    as on the usage page itself.
+    """
+    access = team_for_member(request, slug)
+    period = request.GET.get("period", "month")
+    period = period if period in PERIODS else "month"
+    member = request.user
+    if access.manages_team:
+        member_id = parse_id(request.GET.get("member", ""))
+        member = access.team.members.filter(pk=member_id).first() if member_id is not None else None
+    projects = usage_by_project(access.team, since=period_start(period), member=member)
+    context = {"access": access, "projects": projects, "period": period}
+    template = "studio/_usage_projects.html" if request.htmx else "studio/usage_projects.html"
+    return render(request, template, context)

@@ -7,6 +7,7 @@ services decide again on every POST (a refusal is a 403 with its reason).
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.db.models import Case, Value, When
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
@@ -15,6 +16,7 @@ from billing.selectors import wallet_balance
 
 from ..forms import RoleForm, TeamForm
 from ..models import Invite, Membership, Role
+from ..postback import failed_form, keep_failed_form
 from ..services import (
     invite_create,
     invite_revoke,
@@ -32,9 +34,11 @@ from .projects import project_list
 def home(request):
     """Land on the only team, or choose among several, or make the first one."""
     memberships = list(Membership.objects.filter(user=request.user).select_related("team"))
-    if len(memberships) == 1:
+    typed = failed_form(request, "team-new")
+    if len(memberships) == 1 and typed is None:
         return redirect("team", slug=memberships[0].team.slug)
-    return render(request, "studio/home.html", {"memberships": memberships, "form": TeamForm()})
+    form = TeamForm(typed) if typed is not None else TeamForm()
+    return render(request, "studio/home.html", {"memberships": memberships, "form": form})
 
 
 @login_required
@@ -42,10 +46,8 @@ def home(request):
 def team_new(request):
     form = TeamForm(request.POST)
     if not form.is_valid():
-        memberships = Membership.objects.filter(user=request.user).select_related("team")
-        return render(
-            request, "studio/home.html", {"memberships": memberships, "form": form}, status=400
-        )
+        keep_failed_form(request, "team-new", request.POST.dict())
+        return redirect("home")
     team = team_create(name=form.cleaned_data["name"], owner=request.user)
     return redirect("team", slug=team.slug)
 
@@ -73,7 +75,16 @@ def _row(membership: Membership, access) -> dict:
 @login_required
 def team_members(request, slug):
     access = team_for_member(request, slug)
-    members = access.team.memberships.select_related("user").order_by("role", "user__username")
+    # Owners first, then admins, then members (the role names sort the other way).
+    rank = Case(
+        *(When(role=role, then=Value(place)) for place, role in enumerate(Role.values)),
+        default=Value(len(Role.values)),
+    )
+    members = (
+        access.team.memberships.select_related("user")
+        .annotate(rank=rank)
+        .order_by("rank", "user__username")
+    )
     context = {
         "access": access,
         "rows": [_row(m, access) for m in members],

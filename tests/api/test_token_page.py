@@ -31,8 +31,9 @@ def test_the_team_nav_links_to_the_page(owner, team, client_for):
 
 def test_a_new_token_is_shown_once_and_works(teammate, team, client_for):
     client = client_for(teammate)
-    response = client.post(url(team), {"name": "  render   farm "})
-    assert response.status_code == 201
+    response = client.post(url(team), {"name": "  render   farm "}, follow=True)
+    # Post/redirect/get: the secret is shown on the page the redirect lands on.
+    assert response.redirect_chain[0][1] == 302 and response.status_code == 200
     assert response["Cache-Control"] == "no-store"
     page = response.content.decode()
     secret = re.search(r'value="(cs_[A-Za-z0-9_-]+)"', page).group(1)
@@ -47,9 +48,27 @@ def test_a_new_token_is_shown_once_and_works(teammate, team, client_for):
 
 
 def test_a_token_needs_a_name(owner, team, client_for):
-    response = client_for(owner).post(url(team), {"name": "   "})
-    assert response.status_code == 400
+    response = client_for(owner).post(url(team), {"name": "   "}, follow=True)
+    assert response.redirect_chain == [(url(team), 302)]
+    assert 'class="message error"' in response.content.decode()
     assert not ApiToken.objects.exists()
+
+
+def test_reloading_after_a_new_token_makes_no_second_one(owner, teammate, team, client_for):
+    client = client_for(owner)
+    response = client.post(url(team), {"name": "farm"})
+    assert response.status_code == 302
+    shown = client.get(response["Location"]).content.decode()
+    assert 'value="cs_' in shown
+    # A reload is a GET of the page it landed on: no second token, and the
+    # secret is not shown again.
+    reloaded = client.get(response["Location"]).content.decode()
+    assert ApiToken.objects.count() == 1
+    assert 'value="cs_' not in reloaded
+    # Nobody else can open that address to read the secret.
+    other = client.post(url(team), {"name": "second"})
+    assert 'value="cs_' not in client_for(teammate).get(other["Location"]).content.decode()
+    assert 'value="cs_' in client.get(other["Location"]).content.decode()
 
 
 def test_revoking_ends_the_token_at_once(owner, team, client_for):

@@ -58,8 +58,8 @@ def test_ledger_filters_and_pagination(owner, teammate, team, client_for):
 
 def test_top_up_form_only_for_site_staff(owner, staff, teammate, team, client_for):
     url = reverse("billing", args=[team.slug])
-    assert "Top up" not in client_for(owner).get(url).content.decode()
-    assert "Top up" in client_for(staff).get(url).content.decode()
+    assert 'id="top-up-form"' not in client_for(owner).get(url).content.decode()
+    assert 'id="top-up-form"' in client_for(staff).get(url).content.decode()
     post = reverse("billing-top-up", args=[team.slug])
     form = {"amount": "5000", "note": "Welcome", "request_key": "r1"}
     for user in (owner, teammate):
@@ -89,12 +89,16 @@ def test_top_up_form_only_for_site_staff(owner, staff, teammate, team, client_fo
 def test_bad_top_up_amounts_get_a_clear_error(staff, team, client_for, amount, message):
     fund(team, 100)
     before = ledger_count()
-    response = client_for(staff).post(
+    client = client_for(staff)
+    response = client.post(
         reverse("billing-top-up", args=[team.slug]),
         {"amount": amount, "note": "x", "request_key": "r"},
+        follow=True,
     )
-    assert response.status_code == 400
+    # Post/redirect/get: the billing page shows the refused form, bound, once.
+    assert response.redirect_chain == [(reverse("billing", args=[team.slug]) + "#top-up-form", 302)]
     assert message in response.content.decode()
+    assert message not in client.get(reverse("billing", args=[team.slug])).content.decode()
     assert ledger_count() == before
     assert wallet_balance(team) == (100, 0)
 
@@ -104,7 +108,7 @@ def test_top_up_without_note_is_refused(staff, team, client_for):
         reverse("billing-top-up", args=[team.slug]),
         {"amount": "10", "note": "", "request_key": "r"},
     )
-    assert response.status_code == 400
+    assert response.status_code == 302
     assert ledger_count() == 0
 
 
@@ -121,8 +125,10 @@ def test_owner_sets_caps_member_cannot(owner, teammate, stranger, team, client_f
     assert "your Pro limit this month" in page
     client_for(owner).post(url, {**form, "credits": ""})
     assert not MemberCap.objects.exists()
-    bad = client_for(owner).post(url, {**form, "credits": "-3"})
-    assert bad.status_code == 400
+    bad = client_for(owner).post(url, {**form, "credits": "-3"}, follow=True)
+    assert bad.redirect_chain[-1][1] == 302 and bad.status_code == 200
+    assert 'class="error"' in bad.content.decode()
+    assert not MemberCap.objects.exists()
 
 
 def test_alert_and_budget_settings_managers_only(owner, teammate, team, client_for):
@@ -298,3 +304,77 @@ def test_billing_page_shows_this_months_usage(owner, team, client_for):
     spend(team, owner, tier="flash", size="1K", count=2, key="u")
     page = client_for(owner).get(reverse("billing", args=[team.slug])).content.decode()
     assert "Usage this month" in page and "134" in page
+
+
+def test_billing_says_who_can_add_credits_when_card_payments_are_off(
+    owner, staff, team, client_for, settings
+):
+    settings.STRIPE_SECRET_KEY = ""
+    page = client_for(owner).get(reverse("billing", args=[team.slug])).content.decode()
+    assert "How credits are added" in page and "Card payments are <strong>off</strong>" in page
+    assert "You are not site staff" in page and "createsuperuser" in page
+    assert 'id="top-up-form"' not in page
+    staff_page = client_for(staff).get(reverse("billing", args=[team.slug])).content.decode()
+    assert "you are site staff" in staff_page and 'id="top-up-form"' in staff_page
+
+
+def test_the_demo_owner_can_top_up_in_development(settings, tmp_path, client):
+    from django.contrib.auth import get_user_model
+    from django.core.management import call_command
+
+    settings.DATA_DIR = tmp_path
+    settings.DEBUG = True
+    out = io.StringIO()
+    call_command("demo", stdout=out)
+    demo = get_user_model().objects.get(username="demo")
+    assert demo.is_staff and "site staff here" in out.getvalue()
+    team = demo.teams.get()
+    client.force_login(demo)
+    page = client.get(reverse("billing", args=[team.slug])).content.decode()
+    assert 'id="top-up-form"' in page
+    response = client.post(
+        reverse("billing-top-up", args=[team.slug]),
+        {"amount": "1000", "note": "first run", "request_key": "k1"},
+    )
+    assert response.status_code == 302
+    assert wallet_balance(team)[0] == 50_000 + 1000
+
+    # Outside development the same command leaves it an ordinary owner.
+    settings.DEBUG = False
+    call_command("demo", stdout=io.StringIO())
+    demo.refresh_from_db()
+    assert not demo.is_staff and not demo.is_superuser
+
+
+def test_the_ledger_shows_a_batchs_captures_as_one_row(owner, team, client_for):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    fund(team, 100_000)
+    for grid in range(3):
+        hold = hold_place(team=team, member=owner, tier="flash", size="1K", count=12,
+                          key=f"batch:{grid}")  # fmt: skip
+        for image in range(12):
+            hold_capture(hold_id=hold.pk, images=1, key=f"gen:{grid}:{image}")
+    assert ledger_count() == 1 + 3 * (1 + 12)
+    client = client_for(owner)
+    url = reverse("billing", args=[team.slug])
+    with CaptureQueriesContext(connection) as page_queries:
+        page = client.get(url).content.decode()
+    ledger = page.split('class="table ledger"')[1].split("</table>")[0]
+    # A top-up, three holds and three capture rows: one page, not two.
+    assert ledger.count("<tr") == 1 + 1 + 3 + 3
+    assert ledger.count('class="ledger-group"') == 3 and "Capture <span" in ledger
+    assert ledger.count("<details>") == 3 and ledger.count("<li>") == 36
+    assert "−" not in ledger and "-804" in ledger  # 12 × 67 captured from held
+    assert "Page 1 of" not in page
+    # Filtering by kind keeps the grouping.
+    captures = client.get(url, {"kind": "capture"}).content.decode()
+    assert captures.split('class="table ledger"')[1].count('class="ledger-group"') == 3
+    # The ledger's cost does not grow with the entries on the page.
+    hold = hold_place(team=team, member=owner, tier="flash", size="1K", count=12, key="batch:9")
+    for image in range(12):
+        hold_capture(hold_id=hold.pk, images=1, key=f"gen:9:{image}")
+    with CaptureQueriesContext(connection) as more_queries:
+        client.get(url)
+    assert len(more_queries.captured_queries) == len(page_queries.captured_queries)

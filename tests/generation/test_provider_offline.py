@@ -206,3 +206,44 @@ def test_unknown_provider_is_a_configuration_error(settings):
 def test_unknown_tier_is_refused():
     with pytest.raises(ValueError):
         provider_for("ultra")
+
+
+def _draft_png(prompt: str, seed: int, refs=()) -> bytes:
+    """A Flash draft as the pipeline stores it: the render with its parameters embedded."""
+    from generation.imaging import make_renditions
+
+    result = OfflineProvider().render(request(prompt=prompt, seed=seed, size="1K", refs=refs))
+    meta = {"prompt": prompt, "seed": seed, "tier": "flash", "size": "1K", "aspect": "1:1",
+            "model": "m", "provider": "offline", "parent": None, "generation": 1,
+            "references": [hashlib.sha256(r).hexdigest() for r in refs]}  # fmt: skip
+    return make_renditions(result.image, meta).original
+
+
+def _small(image: Image.Image) -> Image.Image:
+    # Compositions compared at a size where Pro's finer detail averages out.
+    return image.convert("RGB").resize((48, 48), Image.Resampling.BOX)
+
+
+@pytest.mark.parametrize("refs", [(), (encoded((200, 60, 40)),)])
+def test_a_pro_render_of_a_draft_keeps_its_composition(refs):
+    for prompt in PROMPTS:
+        draft_png = _draft_png(prompt, 11, refs)
+        draft = Image.open(io.BytesIO(draft_png))
+        promoted = render(prompt=prompt, seed=11, tier="pro", size="2K", refs=(*refs, draft_png))
+        unrelated = render(prompt=prompt, seed=12, tier="pro", size="2K", refs=refs)
+        kept = difference(_small(draft), _small(promoted))
+        other = difference(_small(draft), _small(unrelated))
+        # Same shapes and layout (lit and shaded), unlike another seed's picture.
+        assert kept < 18, (prompt, kept)
+        assert other > 2 * kept, (prompt, kept, other)
+        # Still a Pro render: more detail than the draft, not a copy of it.
+        assert difference(draft.resize(promoted.size), promoted) > 3
+        again = render(prompt=prompt, seed=11, tier="pro", size="2K", refs=(*refs, draft_png))
+        assert again.tobytes() == promoted.tobytes()
+
+
+def test_a_reference_that_is_not_the_draft_still_steers_a_pro_render():
+    # A plain PNG as the last reference is a reference, not a draft to follow.
+    red = encoded((230, 20, 20))
+    plain = render(tier="pro", size="1K")
+    assert difference(plain, render(tier="pro", size="1K", refs=(red,))) > 12

@@ -123,6 +123,7 @@ def test_creating_a_team_makes_you_its_owner(owner, client_for):
 
 
 def test_blank_team_name_is_refused(owner, client_for):
-    response = client_for(owner).post(reverse("team-new"), {"name": "   "})
-    assert response.status_code == 400
+    response = client_for(owner).post(reverse("team-new"), {"name": "   "}, follow=True)
+    assert response.redirect_chain == [(reverse("home"), 302)]
+    assert 'class="error"' in response.content.decode()
     assert owner.teams.count() == 1

@@ -1,4 +1,10 @@
-"""Create (once) the demo team and its owner, and print how to sign in."""
+"""Create (once) the demo team and its owner, and print how to sign in.
+
+In development (DEBUG on) the demo owner is also site staff, so the first
+person to try the studio can add credits on the Billing page and open
+/admin/ without creating another account; with DEBUG off it is an owner
+like any other.
+"""
 
 import secrets
 
@@ -39,12 +45,21 @@ class Command(BaseCommand):
                 team = team_create(name=DEMO_TEAM, owner=user)
                 self._grant_starting_credits(team, user)
             Membership.objects.filter(team=team, user=user).update(role=Role.OWNER)
+            staff = settings.DEBUG
+            User.objects.filter(pk=user.pk).update(is_staff=staff, is_superuser=staff)
         password = signin_file.read_text().strip()
+        credits = (
+            f"  {DEMO_USER} is site staff here (development): add credits on the team's\n"
+            f"  Billing page ({url}/t/{team.slug}/billing/) or in {url}/admin/\n"
+            if staff
+            else ""
+        )
         self.stdout.write(
             self.style.SUCCESS(
                 f"\n  Contact Sheet is starting at {url}/\n"
                 f"  Sign in as  {DEMO_USER}  with password  {password}\n"
                 f"  (team: {DEMO_TEAM}; the password is kept in {signin_file})\n"
+                f"{credits}"
             )
         )
 
