@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from .views import accounts, backends, health, media, teams
+from .views import accounts, backends, health, media, metrics, teams
 
 urlpatterns = [
     path("", teams.home, name="home"),
@@ -31,5 +31,6 @@ urlpatterns = [
     path("", include("generation.urls")),
     path("", include("studio.api.urls")),
     path("healthz", health.healthz, name="healthz"),
+    path("metrics", metrics.metrics, name="metrics"),
     path("admin/", admin.site.urls),
 ]
