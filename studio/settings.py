@@ -392,3 +392,9 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+if LOG_FORMAT == "json":
+    # gunicorn gives its error and access logs handlers of its own; its
+    # workers send them through ours instead, so they are JSON lines too
+    # (the master's few start-up lines stay plain).
+    for name in ("gunicorn.error", "gunicorn.access"):
+        LOGGING["loggers"][name] = {"handlers": ["console"], "propagate": False}

@@ -15,6 +15,9 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
+import subprocess
+import sys
 import time
 from datetime import timedelta
 
@@ -188,6 +191,9 @@ def test_faults_are_counted_per_credential_and_reason(client, owner, team, gemin
     assert value(samples, "contact_sheet_credits_captured_total", tier="flash") == price
     assert value(samples, "contact_sheet_quota_in_flight", credential=credential) == 0
     assert secret_free(samples, gemini.api_key)
+    # This test renders in its own process: no worker serves either lane.
+    assert value(samples, "contact_sheet_lane_workers", lane="flash") == 0
+    assert value(samples, "contact_sheet_lane_workers", lane="pro") == 0
 
 
 def secret_free(samples, secret: str) -> bool:
@@ -244,3 +250,16 @@ def test_json_lines_carry_the_render_they_belong_to():
     }
     assert inside["time"].endswith("+00:00")
     assert failed["generation"] == 42 and "ValueError: broken" in failed["exception"]
+
+
+def test_an_unknown_log_format_stops_the_start_with_a_sentence(tmp_path):
+    env = {**os.environ, "LOG_FORMAT": "yaml", "DATA_DIR": str(tmp_path)}
+    result = subprocess.run(
+        [sys.executable, "-c", "import django; django.setup()"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert "LOG_FORMAT must be plain or json; got 'yaml'" in result.stderr
