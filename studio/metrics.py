@@ -179,7 +179,9 @@ def _broker() -> Iterator[Metric]:
     with celery_app.connection_for_write() as connection:
         channel = connection.default_channel
         for lane in catalog.TIERS:
-            tokens.add_metric([lane], channel.queue_declare(lane, passive=True).message_count)
+            # Not passive: Redis drops an empty list, and a passive declare
+            # would call the lane's queue missing; declaring writes nothing.
+            tokens.add_metric([lane], channel.queue_declare(lane).message_count)
     yield tokens
 
 

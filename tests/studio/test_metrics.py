@@ -91,7 +91,7 @@ def test_the_endpoint_refuses_without_its_token(client, metrics_on):
 
 @pytest.mark.slow
 def test_a_grid_moves_the_lane_gauges_and_the_latency_histogram(
-    client, owner, team, lane_workers, metrics_on, tmp_path
+    client, owner, team, lane_workers, metrics_on, tmp_path, caplog
 ):
     fund(team, owner, amount=100_000)
     lane_workers.start("flash", 3, OFFLINE_FLASH_LATENCY="0.8", LOG_FORMAT="json")
@@ -102,7 +102,7 @@ def test_a_grid_moves_the_lane_gauges_and_the_latency_histogram(
     count = 12
     batch = submit(team, owner, count=count, prompt="a pier in fog")
     held = LIST_PRICES[("flash", "1K")] * count
-    seen_running, seen_queued, seen_held = 0.0, 0.0, 0.0
+    seen_running, seen_queued, seen_held, seen_tokens = 0.0, 0.0, 0.0, 0.0
     deadline = time.monotonic() + 120
     while Generation.objects.filter(batch=batch, status__in=OUTSTANDING).exists():
         assert time.monotonic() < deadline, "the grid did not finish"
@@ -110,9 +110,13 @@ def test_a_grid_moves_the_lane_gauges_and_the_latency_histogram(
         seen_running = max(seen_running, value(during, "contact_sheet_lane_running", lane="flash"))
         seen_queued = max(seen_queued, value(during, "contact_sheet_lane_queued", lane="flash"))
         seen_held = max(seen_held, value(during, "contact_sheet_credits_held", tier="flash"))
+        seen_tokens = max(
+            seen_tokens, value(during, "contact_sheet_lane_broker_tokens", lane="flash")
+        )
     assert 1 <= seen_running <= 3, "renders in flight, never more than the worker's threads"
     assert seen_queued >= 1
     assert 0 < seen_held <= held
+    assert seen_tokens >= 1, "tokens waited in the broker"
 
     after = scrape(client)
     rendered = {"lane": "flash", "provider": "offline", "outcome": "succeeded"}
@@ -122,6 +126,11 @@ def test_a_grid_moves_the_lane_gauges_and_the_latency_histogram(
     assert value(after, "contact_sheet_render_seconds_sum", **rendered) >= 0.8 * count
     assert value(after, "contact_sheet_lane_running", lane="flash") == 0
     assert value(after, "contact_sheet_lane_queued", lane="flash") == 0
+    assert value(after, "contact_sheet_lane_oldest_queued_seconds", lane="flash") == 0
+    tokens = [s for s in after if s.name == "contact_sheet_lane_broker_tokens"]
+    assert {s.labels["lane"]: s.value for s in tokens} == {"flash": 0, "pro": 0}
+    unread = [r.getMessage() for r in caplog.records if r.name == "studio.metrics"]
+    assert not unread, "every part of every scrape was read"
     assert value(after, "contact_sheet_credits_held", tier="flash") == 0
     assert value(after, "contact_sheet_credits_captured_total", tier="flash") == held
 
