@@ -377,21 +377,16 @@ if LOG_FORMAT not in ("plain", "json"):
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {
-        "plain": {"format": "%(levelname)s %(name)s: %(message)s"},
-        "json": {"()": "studio.logs.JsonLines"},
-    },
-    "filters": {"render_context": {"()": "studio.logs.RenderContext"}},
-    "handlers": {
-        "console": {
-            "class": "logging.StreamHandler",
-            "formatter": LOG_FORMAT,
-            "filters": ["render_context"],
-        }
-    },
+    "formatters": {"plain": {"format": "%(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+# The console's format, and the render a line belongs to (studio/logs.py).
+LOGGING["formatters"]["json"] = {"()": "studio.logs.JsonLines"}
+LOGGING.setdefault("filters", {})["render_context"] = {"()": "studio.logs.RenderContext"}
+LOGGING["handlers"]["console"]["formatter"] = LOG_FORMAT
+LOGGING["handlers"]["console"].setdefault("filters", []).append("render_context")
 if LOG_FORMAT == "json":
     # gunicorn gives its error and access logs handlers of its own; its
     # workers send them through ours instead, so they are JSON lines too
