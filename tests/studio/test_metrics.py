@@ -222,6 +222,17 @@ def test_the_sweepers_requeues_are_counted(client, owner, team, metrics_on):
     assert value(samples, "contact_sheet_sweeper_requeued_total", lane="flash", cause="lease") == 1
 
 
+def test_counting_never_stands_in_a_renders_way(monkeypatch):
+    import redis
+
+    from studio.launcher import free_port
+
+    dead = redis.Redis(port=free_port(), socket_timeout=0.2, socket_connect_timeout=0.2)
+    monkeypatch.setitem(metrics._cached, "client", dead)
+    metrics.count("contact_sheet_render_retries_total", lane="flash")
+    metrics.observe("contact_sheet_render_seconds", 1.0, lane="flash")
+
+
 # --- log lines ----------------------------------------------------------------------------
 
 
