@@ -27,6 +27,7 @@ from . import alerts, ledger_sql
 from .models import Hold, LedgerEntry, MemberCap, UsageRecord, Wallet
 from .periods import month_start, period_start
 from .prices import price_lookup
+from .signals import hold_settled
 
 TIER_LABELS = {"flash": "Flash", "pro": "Pro"}
 
@@ -338,6 +339,7 @@ def _settle(*, hold_id: int, images: int, key: str, kind: str) -> bool:
         if LedgerEntry.objects.filter(idempotency_key=ledger_key).exists():
             return False
         raise
+    hold_settled.send(sender=Hold, kind=kind, tier=tier, images=images, credits=amount)
     return True
 
 

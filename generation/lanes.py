@@ -20,6 +20,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from . import metrics
 from .models import Generation, LaneTurn, Status
 
 log = logging.getLogger(__name__)
@@ -142,6 +143,7 @@ def sweep(now=None) -> dict[str, int]:
                 status=Status.FAILED,
                 message="The render stopped unexpectedly several times. Nothing was charged.",
                 expect=Status.RUNNING,
+                reason="lease_expired",
             )
             continue
         with transaction.atomic():
@@ -151,6 +153,7 @@ def sweep(now=None) -> dict[str, int]:
             if moved:
                 requeued += 1
                 dispatch(tier, [pk])
+                metrics.count("contact_sheet_sweeper_requeued_total", lane=tier, cause="lease")
     # Tokens lost with the broker, or never sent: queued jobs not dispatched
     # recently. Spare tokens are harmless; a missing one would strand a job.
     stale = now - timedelta(seconds=settings.GENERATION_LEASE_SECONDS)
@@ -163,4 +166,7 @@ def sweep(now=None) -> dict[str, int]:
         if ids:
             _send_tokens(tier, ids, 0)
             resent += len(ids)
+            metrics.count(
+                "contact_sheet_sweeper_requeued_total", len(ids), lane=tier, cause="token"
+            )
     return {"requeued": requeued, "resent": resent}

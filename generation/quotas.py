@@ -38,6 +38,8 @@ from dataclasses import dataclass
 import redis
 from django.conf import settings
 
+from . import metrics
+
 log = logging.getLogger(__name__)
 
 PROVIDER_LABELS = {"gemini": "Gemini", "openai": "OpenAI", "comfyui": "ComfyUI"}
@@ -205,6 +207,11 @@ class Slot:
 
     def throttled(self, retry_after: float | None) -> None:
         """A 429: every worker on this credential waits, and the window narrows."""
+        metrics.count(
+            "contact_sheet_provider_throttled_total",
+            provider=self.credential.provider,
+            credential=self.credential.key,
+        )
         self._finish("throttled", pause_seconds=retry_after or 1.0)
 
     def release(self) -> None:

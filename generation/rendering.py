@@ -24,9 +24,10 @@ from django.utils import timezone
 
 from billing.services import hold_capture, hold_release
 
-from . import lanes, quotas
+from . import lanes, metrics, quotas
 from .cpu_slots import cpu_slot
 from .imaging import UnusableImage, make_renditions
+from .log_context import render_fields
 from .models import Batch, Generation, Status
 from .providers import (
     BlockedError,
@@ -111,21 +112,37 @@ def _request_for(generation: Generation, deadline: float) -> tuple[RenderRequest
 def generation_render(generation: Generation, *, slot: quotas.Slot | None = None) -> None:
     """Render a claimed job and settle it. `slot` is its quota slot, given
     back as soon as the provider has answered (before the local work)."""
+    with render_fields(
+        batch=generation.batch_id,
+        generation=generation.pk,
+        team=generation.team_id,
+        provider=generation.provider,
+        model=generation.model,
+        lane=generation.tier,
+    ):
+        _render(generation, slot=slot)
+
+
+def _render(generation: Generation, *, slot: quotas.Slot | None) -> None:
     attempt = generation.attempts
     deadline = time.monotonic() + settings.RENDER_DEADLINE_SECONDS
     slot = slot or quotas.Slot(quotas.credential_for(generation.provider), None)
     try:
         request, meta = _request_for(generation, deadline)
         _close_idle_connections()
+        started = time.monotonic()
         try:
             # The provider chosen at submit, even if the team has switched since.
             result = provider_named(generation.provider).render(request)
         except RateLimitedError as error:
+            _latency_observe(generation, started, "throttled")
             slot.throttled(error.retry_after)
             raise
         except BaseException:
+            _latency_observe(generation, started, "error")
             slot.release()
             raise
+        _latency_observe(generation, started, "succeeded")
         slot.succeeded()
         with cpu_slot():
             renditions = make_renditions(result.image, meta)
@@ -136,11 +153,16 @@ def generation_render(generation: Generation, *, slot: quotas.Slot | None = None
             status=Status.CANCELED,
             message="Canceled while rendering. Nothing was charged.",
             attempt=attempt,
+            reason="canceled",
         )
         return
     except BlockedError as error:
         generation_fail(
-            generation.pk, status=Status.BLOCKED, message=error.message, attempt=attempt
+            generation.pk,
+            status=Status.BLOCKED,
+            message=error.message,
+            attempt=attempt,
+            reason="blocked",
         )
         return
     except TransientError as error:
@@ -161,7 +183,19 @@ def generation_render(generation: Generation, *, slot: quotas.Slot | None = None
         log.exception("generation %s: unexpected error", generation.pk)
         _retry_or_fail(generation, "Something went wrong while rendering.", None, attempt)
         return
-    generation_succeed(generation, asset=asset, usage=result.usage, attempt=attempt)
+    if generation_succeed(generation, asset=asset, usage=result.usage, attempt=attempt):
+        log.info("generation %s rendered", generation.pk)
+
+
+def _latency_observe(generation: Generation, started: float, outcome: str) -> None:
+    metrics.observe(
+        "contact_sheet_render_seconds",
+        time.monotonic() - started,
+        lane=generation.tier,
+        provider=generation.provider,
+        model=generation.model,
+        outcome=outcome,
+    )
 
 
 def _close_idle_connections() -> None:
@@ -196,9 +230,17 @@ def generation_succeed(generation: Generation, *, asset, usage: dict, attempt: i
 
 
 def generation_fail(
-    pk: int, *, status: str, message: str, attempt: int | None = None, expect: str = Status.RUNNING
+    pk: int,
+    *,
+    status: str,
+    message: str,
+    attempt: int | None = None,
+    expect: str = Status.RUNNING,
+    reason: str = "permanent",
 ) -> bool:
-    """End a job as failed or blocked and give its credits back."""
+    """End a job as failed or blocked and give its credits back. `reason` is
+    what the metrics count it under: permanent (the provider refused),
+    transient (gave up retrying), lease_expired, blocked or canceled."""
     now = timezone.now()
     with transaction.atomic():
         match = Generation.objects.filter(pk=pk, status=expect)
@@ -208,9 +250,28 @@ def generation_fail(
             status=status, error=message[:2000], finished_at=now, changed_at=now, lease_until=None
         )
         if ended:
-            hold_id = Generation.objects.filter(pk=pk).values_list("batch__hold_id", flat=True)[0]
+            hold_id, tier, provider = Generation.objects.filter(pk=pk).values_list(
+                "batch__hold_id", "tier", "provider"
+            )[0]
             if hold_id:
                 hold_release(hold_id=hold_id, images=1, key=f"gen:{pk}:release")
+            metrics.count(
+                "contact_sheet_render_failures_total",
+                lane=tier,
+                provider=provider,
+                status=status,
+                reason=reason,
+            )
+    if ended:
+        log.log(
+            logging.INFO if status == Status.CANCELED else logging.WARNING,
+            "generation %s %s (%s): %s",
+            pk,
+            status,
+            reason,
+            message,
+            extra={"generation": pk, "lane": tier, "provider": provider},
+        )
     return bool(ended)
 
 
@@ -228,6 +289,7 @@ def _retry_or_fail(generation: Generation, message: str, retry_after, attempt: i
             status=Status.FAILED,
             message=f"{message} Gave up after {attempt} attempts. Nothing was charged.",
             attempt=attempt,
+            reason="transient",
         )
         return
     delay = backoff_seconds(attempt, retry_after)
@@ -245,3 +307,11 @@ def _retry_or_fail(generation: Generation, message: str, retry_after, attempt: i
         )
         if moved:
             lanes.dispatch(generation.tier, [generation.pk], countdown=delay)
+            metrics.count(
+                "contact_sheet_render_retries_total",
+                lane=generation.tier,
+                provider=generation.provider,
+                credential=quotas.credential_for(generation.provider).key,
+            )
+    if moved:
+        log.info("generation %s retries in %.1f s: %s", generation.pk, delay, message)

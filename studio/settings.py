@@ -246,7 +246,7 @@ if not DEBUG:
     SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
-    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
 
 # Redis is the Celery broker and the shared cache (rate limits, lane state).
 # The launcher starts an embedded one and sets REDIS_URL when none is given.
@@ -288,7 +288,10 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_DEFAULT_QUEUE = "flash"
 CELERY_TASK_ALWAYS_EAGER = False
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
-CELERY_WORKER_SEND_TASK_EVENTS = False
+# Task events (sent, received, started, succeeded…) go to the broker, so
+# Flower or `celery events` can follow the lanes; nothing stores them.
+CELERY_WORKER_SEND_TASK_EVENTS = True
+CELERY_TASK_SEND_SENT_EVENT = True
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 
 # Generation lanes and providers.
@@ -380,6 +383,18 @@ SUBMITS_PER_MINUTE = env_int("SUBMITS_PER_MINUTE", 30)
 
 INVITE_VALID_DAYS = env_int("INVITE_VALID_DAYS", 7)
 
+# The operator's metrics (studio/metrics.py): /metrics answers only with
+# "Authorization: Bearer <METRICS_TOKEN>", and not at all when it is empty.
+METRICS_TOKEN = env_secret("METRICS_TOKEN")
+
+# plain: "LEVEL logger: message"; json: one object per line, with the batch,
+# generation, team and provider on every line logged during a render.
+LOG_FORMAT = os.environ.get("LOG_FORMAT", "plain").strip().lower()
+if LOG_FORMAT not in ("plain", "json"):
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(f"LOG_FORMAT must be plain or json; got {LOG_FORMAT!r}.")
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -396,3 +411,14 @@ LOGGING = {
         "django.db.backends": {"level": "WARNING"},
     },
 }
+# The console's format, and the render a line belongs to (studio/logs.py).
+LOGGING["formatters"]["json"] = {"()": "studio.logs.JsonLines"}
+LOGGING.setdefault("filters", {})["render_context"] = {"()": "studio.logs.RenderContext"}
+LOGGING["handlers"]["console"]["formatter"] = LOG_FORMAT
+LOGGING["handlers"]["console"].setdefault("filters", []).append("render_context")
+if LOG_FORMAT == "json":
+    # gunicorn gives its error and access logs handlers of its own; its
+    # workers send them through ours instead, so they are JSON lines too
+    # (the master's few start-up lines stay plain).
+    for name in ("gunicorn.error", "gunicorn.access"):
+        LOGGING["loggers"][name] = {"handlers": ["console"], "propagate": False}

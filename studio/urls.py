@@ -4,7 +4,7 @@ from django.urls import include, path, register_converter
 
 from generation.requests import ID_MAX, parse_id
 
-from .views import accounts, backends, health, media, teams
+from .views import accounts, backends, health, media, metrics, teams
 
 
 class RowIdConverter:
@@ -59,5 +59,6 @@ urlpatterns = [
     path("", include("generation.urls")),
     path("", include("studio.api.urls")),
     path("healthz", health.healthz, name="healthz"),
+    path("metrics", metrics.metrics, name="metrics"),
     path("admin/", admin.site.urls),
 ]
