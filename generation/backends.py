@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.utils import timezone
 
-from . import catalog
+from . import catalog, model_catalog
 from .models import TeamBackend
 
 PROVIDER_LABELS = {
@@ -110,3 +110,9 @@ def team_quote(*, team, tier: str, size: str, count: int) -> tuple[int, Backend]
         tier=tier, size=size, count=count, provider=backend.provider, model=backend.model
     )
     return credits, backend
+
+
+def team_offer(team, tier: str) -> model_catalog.Offer:
+    """What this team's tier can make: the tier's sizes and ratios cut to its routed model's."""
+    backend = backend_for(team, tier)
+    return model_catalog.offer(tier, backend.provider, backend.model)

@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from billing.services import Refusal, hold_place, hold_release, usage_record_cached
 
-from . import catalog, lanes
+from . import catalog, lanes, model_catalog
 from .backends import backend_for
 from .imaging import clean_upload
 from .models import OUTSTANDING, Batch, Generation, Project, Reference, Status
@@ -158,6 +158,13 @@ def _create_batch(
 ) -> Batch:
     """Hold the credits and create the batch with its jobs; caller holds the transaction."""
     backend = backend_for(team, tier)
+    # A size or ratio the routed model cannot render is refused before anything is
+    # held: nobody pays for 4K and receives 1024 × 1024.
+    offer = model_catalog.offer(tier, backend.provider, backend.model)
+    for job_aspect in dict.fromkeys(job.aspect for job in jobs) or [aspect]:
+        problems = offer.problems(size, job_aspect)
+        if problems:
+            raise SubmitRefused(next(iter(problems.values())), errors=problems)
     provider = provider_named(backend.provider)
     model = backend.model
     batch = Batch.objects.create(

@@ -297,7 +297,7 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 # Generation lanes and providers.
 FLASH_PROVIDER = os.environ.get("FLASH_PROVIDER", "offline")
 PRO_PROVIDER = os.environ.get("PRO_PROVIDER", "offline")
-FLASH_MODEL = os.environ.get("FLASH_MODEL", "gemini-3.1-flash-image")
+FLASH_MODEL = os.environ.get("FLASH_MODEL", "gemini-nano-banana-2.1")
 PRO_MODEL = os.environ.get("PRO_MODEL", "gemini-3-pro-image")
 # What team owners may route their tiers to, as tier:provider:model entries;
 # empty offers each tier's default above and the offline renderer.
@@ -308,7 +308,8 @@ GEMINI_API_BASE = os.environ.get(
 ).rstrip("/")
 OPENAI_API_KEY = env_secret("OPENAI_API_KEY")
 OPENAI_API_BASE = os.environ.get("OPENAI_API_BASE", "https://api.openai.com").rstrip("/")
-# gpt-image quality per tier: low | medium | high | auto. Drafts are cheap, heroes are not.
+# gpt-image quality per tier: low | medium | high | auto, and xhigh | max on 2.5 models.
+# Drafts are cheap, heroes are not.
 OPENAI_FLASH_QUALITY = os.environ.get("OPENAI_FLASH_QUALITY", "low")
 OPENAI_PRO_QUALITY = os.environ.get("OPENAI_PRO_QUALITY", "high")
 # A studio's own ComfyUI server and the API-format workflow each tier runs.

@@ -1,4 +1,4 @@
-"""OpenAI image models (gpt-image-1 and its successors) over the Images API.
+"""OpenAI's GPT image models (gpt-image-1.5, 2, 2.5 …) over the Images API.
 
 One request per image: `POST /v1/images/generations` (JSON) for a prompt
 alone, `POST /v1/images/edits` (multipart, one `image[]` part per reference)
@@ -23,6 +23,8 @@ import json
 
 import httpx
 
+from generation import model_catalog
+
 from .base import (
     BlockedError,
     PermanentError,
@@ -39,10 +41,10 @@ from .wire import (
     verified_mime_type,
 )
 
-# The gpt-image models take three output sizes (plus "auto", which leaves the
-# shape to the model). Our sizes and ratios map to the nearest shape by
-# aspect ratio; 512/1K/2K/4K all give the same pixels, because no larger
-# output exists. The stored asset records the real pixel size.
+# Models the catalog does not know get the three standard shapes every GPT
+# image model takes, the nearest by aspect ratio; known models get their
+# real size (generation.model_catalog), and what they cannot make is refused
+# before anything is held.
 SQUARE = "1024x1024"
 LANDSCAPE = "1536x1024"
 PORTRAIT = "1024x1536"
@@ -62,7 +64,6 @@ SIZE_FOR_ASPECT = {
     "4:1": LANDSCAPE,
     "8:1": LANDSCAPE,
 }
-QUALITIES = ("low", "medium", "high", "auto")
 DEFAULT_QUALITIES = {"flash": "low", "pro": "high"}
 # The edits endpoint takes up to 16 input images for the gpt-image models.
 MAX_REFERENCES = 16
@@ -136,12 +137,26 @@ class OpenAIProvider:
         return parse_answer(response.content, model=request.model)
 
 
+def requested_size(request: RenderRequest) -> str:
+    """WIDTHxHEIGHT: the real pixels of the tier's size for models the catalog knows
+    (the 2.x models take any size within their limits), else the nearest of the
+    three standard shapes."""
+    offer = model_catalog.offer(request.tier, "openai", request.model)
+    if offer.entry is None:
+        return SIZE_FOR_ASPECT[request.aspect]
+    if offer.problems(request.size, request.aspect):
+        raise PermanentError(next(iter(offer.problems(request.size, request.aspect).values())))
+    width, height = offer.pixel_size(request.size, request.aspect)
+    return f"{width}x{height}"
+
+
 def request_fields(request: RenderRequest, *, quality: str) -> dict:
     return {
         "model": request.model,
         "prompt": request.prompt,
-        "size": SIZE_FOR_ASPECT[request.aspect],
-        "quality": quality,
+        "size": requested_size(request),
+        # xhigh and max exist on 2.5 only; other models get their best.
+        "quality": quality if quality in model_catalog.openai_qualities(request.model) else "high",
         "n": 1,
         "output_format": "png",
     }

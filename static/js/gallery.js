@@ -25,12 +25,14 @@
     }
   });
 
-  // --- composer: Pro offers fewer sizes, ratios and images than Flash.
+  // --- composer: each tier offers what its model can make (data-tiers on each
+  // size and ratio), and Pro fewer images than Flash.
   function applyTier(form) {
     const tier = (form.querySelector("input[name=tier]:checked") || {}).value || "flash";
     form.dataset.tier = tier;
-    form.querySelectorAll(".flash-only input").forEach(function (input) {
-      input.disabled = tier === "pro";
+    form.querySelectorAll("[data-tiers]").forEach(function (label) {
+      const input = label.querySelector("input");
+      if (input) input.disabled = !label.dataset.tiers.split(" ").includes(tier);
     });
     ["size", "aspect"].forEach(function (name) {
       const checked = form.querySelector("input[name=" + name + "]:checked");

@@ -6,7 +6,7 @@ from django.core.exceptions import PermissionDenied
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
-from generation import catalog
+from generation import catalog, model_catalog
 from generation.backends import BackendRefused, backend_set, backends_for, choices
 
 from ..models import Role
@@ -44,6 +44,7 @@ def team_backends(request, slug):
             "label": catalog.TIER_LABELS[tier],
             "current": current[tier],
             "choices": choices(tier),
+            "offer": model_catalog.offer(tier, current[tier].provider, current[tier].model),
         }
         for tier in catalog.TIERS
     ]

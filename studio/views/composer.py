@@ -15,7 +15,7 @@ from django.views.decorators.http import require_GET, require_POST
 from billing.selectors import member_limits, wallet_balance
 from billing.services import Refusal
 from generation import catalog
-from generation.backends import team_quote
+from generation.backends import team_offer, team_quote
 from generation.imaging import UPLOAD_MAX_BYTES
 from generation.models import Generation, Project
 from generation.requests import InvalidRequest, parse_batch_request, parse_id
@@ -30,27 +30,26 @@ STATUS_FOR = {"invalid": 400, "credits": 402, "busy": 429, "not_found": 404}
 BOX = 22  # px: the longer side of an aspect-ratio swatch
 
 
-def _aspect_boxes() -> list[dict]:
-    boxes = []
-    for aspect in catalog.ASPECTS[catalog.FLASH]:
-        width, height = (int(part) for part in aspect.split(":"))
-        scale = BOX / max(width, height)
-        boxes.append(
-            {
-                "value": aspect,
-                "width": max(3, round(width * scale)),
-                "height": max(3, round(height * scale)),
-                "flash_only": aspect not in catalog.ASPECTS[catalog.PRO],
-            }
-        )
-    return boxes
+def _aspect_box(aspect: str) -> dict:
+    width, height = (int(part) for part in aspect.split(":"))
+    scale = BOX / max(width, height)
+    return {"width": max(3, round(width * scale)), "height": max(3, round(height * scale))}
 
 
-ASPECT_BOXES = _aspect_boxes()
-SIZE_CHOICES = [
-    {"value": size, "flash_only": size not in catalog.SIZES[catalog.PRO]}
-    for size in catalog.SIZES[catalog.FLASH]
-]
+ASPECT_BOXES = {aspect: _aspect_box(aspect) for aspect in catalog.ASPECTS[catalog.FLASH]}
+
+
+def _choices(team) -> tuple[list[dict], list[dict]]:
+    """Sizes and ratios, each with the tiers whose routed model can make it
+    (the composer's script disables the others for the chosen tier)."""
+    offers = {tier: team_offer(team, tier) for tier in catalog.TIERS}
+
+    def tiers(attribute: str, value: str) -> str:
+        return " ".join(t for t, o in offers.items() if value in getattr(o, attribute))
+
+    sizes = [{"value": s, "tiers": tiers("sizes", s)} for s in catalog.SIZES[catalog.FLASH]]
+    aspects = [{"value": a, "tiers": tiers("aspects", a), **box} for a, box in ASPECT_BOXES.items()]
+    return sizes, aspects
 
 
 def settings_from(generation: Generation) -> dict:
@@ -69,6 +68,7 @@ def settings_from(generation: Generation) -> dict:
 
 def composer_context(*, team, project, values=None, errors=None) -> dict:
     values = {**DEFAULTS, **(values or {})}
+    sizes, aspects = _choices(team)
     if "seed_mode" not in values:
         values["seed_mode"] = "locked" if values.get("seed") else "random"
     return {
@@ -76,8 +76,8 @@ def composer_context(*, team, project, values=None, errors=None) -> dict:
         "values": values,
         "errors": errors or {},
         "tiers": [(tier, catalog.TIER_LABELS[tier]) for tier in catalog.TIERS],
-        "sizes": SIZE_CHOICES,
-        "aspects": ASPECT_BOXES,
+        "sizes": sizes,
+        "aspects": aspects,
         "references": references_for_team(team),
         "chosen_references": set(values.get("references") or []),
         "max_count": settings.FLASH_MAX_COUNT,
@@ -126,6 +126,11 @@ def price_line(request, slug):
     except InvalidRequest as invalid:
         context["problem"] = next(iter(invalid.errors.values()))
         return render(request, "studio/gallery/_price.html", context)
+    offer = team_offer(access.team, batch_request.tier)
+    problems = offer.problems(batch_request.size, batch_request.aspect)
+    if problems:
+        context["problem"] = next(iter(problems.values()))
+        return render(request, "studio/gallery/_price.html", context)
     cached = batch_cache_hits(team=access.team, request=batch_request)
     try:
         unit, backend = team_quote(
@@ -141,6 +146,7 @@ def price_line(request, slug):
         cached=cached,
         tier_label=catalog.TIER_LABELS[batch_request.tier],
         size=batch_request.size,
+        pixels="{} × {}".format(*offer.pixel_size(batch_request.size, batch_request.aspect)),
         backend=backend.label,
         price=price,
         short=price > context["available"],

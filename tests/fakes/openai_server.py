@@ -32,9 +32,19 @@ from urllib.parse import urlsplit
 from tests.fakes.gemini_server import png
 from tests.fakes.local_server import LocalServer, QuietHandler
 
-DEFAULT_MODELS = ("gpt-image-1", "gpt-image-1-mini", "gpt-image-1.5")
+# The openai SDK's ImageModel (3.51): gpt-image-1 was shut down on 2026-10-23,
+# so the fake no longer serves it (404 model_not_found, as for any unknown id).
+DEFAULT_MODELS = (
+    "gpt-image-1-mini", "gpt-image-1.5", "gpt-image-2", "gpt-image-2.5-sunburst",
+    "gpt-image-2.5-flare",
+)  # fmt: skip
+# The standard sizes every GPT image model takes (images.generate `size`).
 SIZES = ("1024x1024", "1536x1024", "1024x1536", "auto")
+# The 2.x models take any WIDTHxHEIGHT: both sides divisible by 16, aspect
+# between 1:3 and 3:1, at most 3840x2160 (the SDK's `size` docstring).
+ANY_SIZE_MODELS = ("gpt-image-2", "gpt-image-2.5-sunburst", "gpt-image-2.5-flare")
 QUALITIES = ("low", "medium", "high", "auto")
+QUALITIES_25 = QUALITIES + ("xhigh", "max")  # 2.5 models only (the SDK's `quality`)
 FAULT = re.compile(r"\[fault:([a-z_0-9]+)(?:\*(\d+))?\]")
 
 ERRORS = {
@@ -239,13 +249,30 @@ class _Handler(QuietHandler):
             self._send(200, json.dumps(answer).encode())
 
 
+def _any_size_ok(size: str) -> bool:
+    try:
+        width, height = (int(side) for side in size.split("x"))
+    except ValueError:
+        return False
+    return (
+        width % 16 == 0
+        and height % 16 == 0
+        and 1 / 3 <= width / height <= 3
+        and width * height <= 3840 * 2160
+        and max(width, height) <= 3840
+    )
+
+
 def _invalid(path: str, fields: dict, parts: list[Part]) -> str:
     """The 400 message the real API gives for a request it cannot take, or ""."""
     if not fields.get("prompt"):
         return "Missing required parameter: 'prompt'."
-    if fields.get("size", "auto") not in SIZES:
-        return f"Invalid value: '{fields.get('size')}'. Supported values are: {', '.join(SIZES)}."
-    if fields.get("quality", "auto") not in QUALITIES:
+    model = str(fields.get("model", ""))
+    size = str(fields.get("size", "auto"))
+    if size not in SIZES and not (model in ANY_SIZE_MODELS and _any_size_ok(size)):
+        return f"Invalid value: '{size}'. Supported values are: {', '.join(SIZES)}."
+    qualities = QUALITIES_25 if model.startswith("gpt-image-2.5") else QUALITIES
+    if fields.get("quality", "auto") not in qualities:
         return f"Invalid value: '{fields.get('quality')}'. Supported values are: low, medium, high."
     if str(fields.get("n", 1)) != "1":
         return "This fake renders one image per request."

@@ -25,7 +25,7 @@ from generation.providers import (
 from generation.providers.openai import SIZE_FOR_ASPECT, OpenAIProvider
 from tests.fakes.openai_server import FakeOpenAI
 
-MODEL = "gpt-image-1"
+MODEL = "gpt-image-1.5"  # the three standard shapes only
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +46,7 @@ def provider(openai):
     return OpenAIProvider(api_key=openai.api_key, api_base=openai.url, timeout=1.0)
 
 
-def request(prompt="a red fox in snow", *, tier="flash", size="1K", aspect="16:9", refs=()):
+def request(prompt="a red fox in snow", *, tier="flash", size="1K", aspect="3:2", refs=()):
     return RenderRequest(prompt, 1234, tier, size, aspect, MODEL, refs)
 
 
@@ -71,7 +71,7 @@ def test_every_aspect_maps_to_the_nearest_accepted_shape():
 
 
 def test_generation_sends_model_prompt_size_quality_and_the_key(provider, openai):
-    provider.render(request(size="4K", aspect="21:9"))
+    provider.render(request(size="1K", aspect="3:2"))
     (sent,) = openai.requests
     assert sent.path == "/v1/images/generations"
     assert sent.headers["authorization"] == "Bearer sk-test"
@@ -92,8 +92,8 @@ def test_quality_follows_the_tier(openai):
         qualities={"flash": "medium", "pro": "high"},
         timeout=1.0,
     )
-    provider.render(request(tier="flash", aspect="9:16"))
-    provider.render(request(tier="pro", size="2K", aspect="1:1"))
+    provider.render(request(tier="flash", aspect="2:3"))
+    provider.render(request(tier="pro", size="1K", aspect="1:1"))
     assert [(r.fields["quality"], r.fields["size"]) for r in openai.requests] == [
         ("medium", "1024x1536"),
         ("high", "1024x1024"),
@@ -140,11 +140,10 @@ def test_more_than_16_references_are_refused(provider, openai):
 
 
 def test_success_returns_the_provider_pixels_and_usage(provider):
-    result = provider.render(request(size="2K", aspect="16:9"))
+    result = provider.render(request(size="1K", aspect="3:2"))
     assert result.mime_type == "image/png"
     assert result.model == MODEL
     assert result.usage["total_tokens"] == 4210
-    # The model's own pixels, not our 2K 16:9 size: the asset records what came back.
     assert Image.open(io.BytesIO(result.image)).size == (1536, 1024)
 
 
@@ -154,7 +153,7 @@ def test_provider_for_builds_it_from_settings(openai, settings):
     settings.OPENAI_PRO_QUALITY = "medium"
     provider = provider_for("pro")
     assert (provider.name, provider.label) == ("openai", "OpenAI")
-    provider.render(request(tier="pro", aspect="3:4"))
+    provider.render(request(tier="pro", aspect="2:3"))
     assert openai.requests[-1].fields["quality"] == "medium"
 
 
@@ -234,7 +233,7 @@ def test_401_scenario_speaks_of_the_key(provider):
 def test_403_speaks_of_access_to_the_model(provider):
     with pytest.raises(PermanentError) as caught:
         provider.render(request("[fault:403] fox"))
-    assert "does not let this API key use 'gpt-image-1'" in caught.value.message
+    assert f"does not let this API key use '{MODEL}'" in caught.value.message
     assert "must be verified" in caught.value.message
 
 
@@ -293,7 +292,7 @@ def test_blocked_on_an_edit_too(provider):
 
 
 def test_a_square_comes_back_square(provider):
-    result = provider.render(request(size="512", aspect="1:1"))
+    result = provider.render(request(size="1K", aspect="1:1"))
     assert Image.open(io.BytesIO(result.image)).size == (1024, 1024)
 
 
@@ -307,7 +306,7 @@ def test_drafts_through_the_lane_keep_the_models_pixels_and_blocks_are_blocked(
     from tests.reliability.conftest import fund, submit
     from tests.reliability.test_provider_faults import drain
 
-    settings.FLASH_PROVIDER, settings.FLASH_MODEL = "openai", MODEL
+    settings.FLASH_PROVIDER, settings.FLASH_MODEL = "openai", "gpt-image-2.5-sunburst"
     settings.OPENAI_API_KEY, settings.OPENAI_API_BASE = openai.api_key, openai.url
     fund(team, owner)
     drafts = submit(team, owner, count=2, size="2K", aspect="16:9", prompt="a harbour at dawn")
@@ -316,7 +315,38 @@ def test_drafts_through_the_lane_keep_the_models_pixels_and_blocks_are_blocked(
 
     for generation in drafts.generations.select_related("asset"):
         assert generation.status == Status.SUCCEEDED
-        assert (generation.asset.width, generation.asset.height) == (1536, 1024)
+        # The real 2K 16:9 size, asked for by WIDTHxHEIGHT.
+        assert (generation.asset.width, generation.asset.height) == (2688, 1536)
     generation = refused.generations.get()
     assert generation.status == Status.BLOCKED
     assert generation.error.startswith("OpenAI declined this prompt for safety reasons")
+
+
+# --- today's models: the real size, and what a model cannot make ----------------------
+
+
+def test_2x_models_are_asked_for_the_real_pixels_of_the_size(openai):
+    sunburst = OpenAIProvider(
+        api_key=openai.api_key, api_base=openai.url, qualities={"pro": "max"}, timeout=1.0
+    )
+    result = sunburst.render(
+        RenderRequest("a fox", 1, "pro", "2K", "16:9", "gpt-image-2.5-sunburst")
+    )
+    sent = openai.requests[-1].fields
+    assert (sent["size"], sent["quality"]) == ("2688x1536", "max")
+    assert Image.open(io.BytesIO(result.image)).size == (2688, 1536)
+
+    # `max` exists on 2.5 only: gpt-image-2 is sent its best, `high`.
+    sunburst.render(RenderRequest("a fox", 1, "pro", "1K", "9:16", "gpt-image-2"))
+    assert (openai.requests[-1].fields["size"], openai.requests[-1].fields["quality"]) == (
+        "768x1344",
+        "high",
+    )
+
+
+def test_a_size_the_model_cannot_make_is_refused_before_sending(provider, openai):
+    with pytest.raises(PermanentError, match="renders at 1K, not 4K"):
+        provider.render(request(size="4K", aspect="1:1"))
+    with pytest.raises(PermanentError, match="cannot make 16:9"):
+        provider.render(request(aspect="16:9"))
+    assert openai.requests == []
