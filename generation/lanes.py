@@ -17,7 +17,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from . import metrics
@@ -69,8 +69,11 @@ def fairest_queued(
     each get a different job instead of all racing for the same one.
     """
     now = timezone.now()
-    runnable = Generation.objects.filter(tier=lane, status=Status.QUEUED).exclude(
-        not_before__gt=now
+    runnable = (
+        Generation.objects.filter(tier=lane, status=Status.QUEUED)
+        .exclude(not_before__gt=now)
+        # A paused campaign's jobs stay queued but are not run (see generation.campaigns).
+        .filter(Q(batch__campaign__isnull=True) | Q(batch__campaign__paused_at__isnull=True))
     )
     if provider is not None:
         runnable = runnable.filter(provider=provider)

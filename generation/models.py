@@ -107,6 +107,30 @@ class Asset(models.Model):
         return f"{self.width}×{self.height} {self.sha256[:10]}"
 
 
+class Campaign(models.Model):
+    """Many batches under one budget: the permutations and imported prompts of one
+    piece of work. Pausing keeps its queued jobs queued but out of the lanes."""
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="campaigns")
+    name = models.CharField(max_length=120)
+    budget = models.PositiveIntegerField(help_text="Credits its batches may hold and spend")
+    created = models.DateTimeField(default=timezone.now)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    paused_at = models.DateTimeField(null=True, blank=True)
+    canceled_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["team", "name"], name="one_campaign_name_per_team")
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
 class Batch(models.Model):
     """One submission: a draft grid (Flash) or a promotion (Pro)."""
 
@@ -116,6 +140,9 @@ class Batch(models.Model):
     )
     member = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="batches"
+    )
+    campaign = models.ForeignKey(
+        Campaign, on_delete=models.SET_NULL, null=True, blank=True, related_name="batches"
     )
     tier = models.CharField(max_length=8, choices=Tier.choices)
     size = models.CharField(max_length=4)
@@ -166,6 +193,9 @@ class Generation(models.Model):
         "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="promotions"
     )
     fingerprint = models.CharField(max_length=64, db_index=True)
+    # The value this image took on each axis of a permutation ({"choice 1": "red",
+    # "aspect": "4:5"}); empty for a plain prompt. Grids draw a table from it.
+    axes = models.JSONField(default=dict, blank=True)
 
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
     attempts = models.PositiveSmallIntegerField(default=0)

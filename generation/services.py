@@ -68,6 +68,7 @@ class _Job:
     seed: int
     aspect: str
     parent: Generation | None = None
+    axes: dict | None = None  # a permutation's axis values (generation.permutations)
 
 
 def batch_jobs(request: BatchRequest) -> list[_Job]:
@@ -155,6 +156,7 @@ def _create_batch(
     per_line=False,
     fresh=False,
     is_promotion=False,
+    campaign=None,
 ) -> Batch:
     """Hold the credits and create the batch with its jobs; caller holds the transaction."""
     backend = backend_for(team, tier)
@@ -181,6 +183,7 @@ def _create_batch(
         per_line=per_line,
         fresh=fresh,
         is_promotion=is_promotion,
+        campaign=campaign,
         provider=provider.name,
         model=model,
     )
@@ -205,6 +208,7 @@ def _create_batch(
             prompt=job.prompt,
             seed=job.seed,
             parent=job.parent,
+            axes=job.axes or {},
             fingerprint=print_,
             provider=provider.name,
             model=model,
