@@ -1,0 +1,196 @@
+"""Running a campaign: permutations into batches, its budget, pause and resume, CSV import."""
+
+import time
+
+import pytest
+
+from billing.selectors import wallet_balance
+from generation.campaigns import (
+    campaign_cancel,
+    campaign_create,
+    campaign_pause,
+    campaign_progress,
+    campaign_resume,
+    parse_campaign_csv,
+    parse_permutation_request,
+    permutations_submit,
+)
+from generation.models import Batch, Generation, Status
+from generation.requests import InvalidRequest
+from generation.services import SubmitRefused
+
+from .conftest import fund, render_all
+
+FLASH_1K = 67
+FORM = {"prompt": "{red|blue|green} teapot on {linen|marble|slate|oak}", "tier": "flash",
+        "size": "1K", "aspect": "1:1", "count": "1"}  # fmt: skip
+
+
+def submit(team, member, campaign=None, **fields):
+    request = parse_permutation_request({**FORM, **fields})
+    return permutations_submit(team=team, member=member, requests=[request], campaign=campaign)
+
+
+def test_a_permutation_prompt_becomes_one_batch_per_fifty_images(team, owner):
+    fund(team, owner)
+    batches = submit(team, owner, count="5")  # 12 variants × 5 = 60 images
+    assert [b.count for b in batches] == [50, 10]
+    first = Generation.objects.filter(batch=batches[0]).order_by("index").first()
+    assert first.prompt == "red teapot on linen"
+    assert first.axes == {"choice 1": "red", "choice 2": "linen"}
+    assert batches[0].prompt == FORM["prompt"]
+    assert wallet_balance(team)[1] == 60 * FLASH_1K
+
+
+def test_each_size_is_its_own_batch_priced_at_its_size(team, owner):
+    fund(team, owner)
+    batches = submit(team, owner, prompt="a fox", sizes="512, 1K", aspects="1:1 4:5 9:16")
+    assert sorted((b.size, b.count) for b in batches) == [("1K", 3), ("512", 3)]
+    aspects = set(Generation.objects.filter(batch__in=batches).values_list("aspect", flat=True))
+    assert aspects == {"1:1", "4:5", "9:16"}
+
+
+def test_a_campaign_over_its_budget_is_refused_and_nothing_is_held(team, owner):
+    fund(team, owner)
+    campaign = campaign_create(team=team, member=owner, name="Teapots", budget=12 * FLASH_1K)
+    submit(team, owner, campaign)  # 12 images: exactly the budget
+    held = wallet_balance(team)
+    with pytest.raises(SubmitRefused) as refused:
+        submit(team, owner, campaign, prompt="one more teapot")
+    assert refused.value.code == "credits" and "has 0 of its 804 left" in refused.value.message
+    assert wallet_balance(team) == held
+    assert Batch.objects.filter(campaign=campaign).count() == 1
+
+
+def test_progress_counts_images_and_credits_across_batches(team, owner):
+    fund(team, owner)
+    campaign = campaign_create(team=team, member=owner, name="Teapots", budget=10_000)
+    submit(team, owner, campaign, count="5")
+    render_all()
+    progress = campaign_progress(campaign)
+    assert (progress.done, progress.total, progress.batches) == (60, 60, 2)
+    assert progress.spending.spent == 60 * FLASH_1K and progress.spending.held == 0
+    assert progress.spending.left == 10_000 - 60 * FLASH_1K
+    assert progress.state == "finished"
+
+
+def test_a_paused_campaign_stays_queued_until_resumed(team, owner):
+    fund(team, owner)
+    campaign = campaign_create(team=team, member=owner, name="Teapots", budget=10_000)
+    submit(team, owner, campaign)
+    plain = submit(team, owner, prompt="{a|b} owl")
+    campaign_pause(campaign=campaign)
+    render_all()
+    # The lane ran the other grid and skipped the paused campaign's jobs.
+    assert set(Generation.objects.filter(batch__in=plain).values_list("status", flat=True)) == {
+        Status.SUCCEEDED
+    }
+    assert campaign_progress(campaign).queued == 12
+    campaign_resume(campaign=campaign)
+    render_all()
+    assert campaign_progress(campaign).done == 12
+
+
+def test_canceling_a_campaign_releases_every_queued_image(team, owner):
+    fund(team, owner)
+    campaign = campaign_create(team=team, member=owner, name="Teapots", budget=10_000)
+    submit(team, owner, campaign, count="5")
+    assert campaign_cancel(campaign=campaign) == 60
+    assert wallet_balance(team)[1] == 0
+    with pytest.raises(SubmitRefused):
+        submit(team, owner, campaign)
+
+
+def test_campaign_names_and_budgets_are_checked(team, owner):
+    campaign_create(team=team, member=owner, name="Teapots", budget="1,000")
+    with pytest.raises(InvalidRequest) as refused:
+        campaign_create(team=team, member=owner, name="Teapots", budget="ten")
+    assert set(refused.value.errors) == {"budget"}
+    with pytest.raises(InvalidRequest) as refused:
+        campaign_create(team=team, member=owner, name="Teapots", budget=5)
+    assert "already has a campaign" in refused.value.errors["name"]
+
+
+DEFAULTS = {"tier": "flash", "size": "1K", "aspect": "1:1", "count": "1"}
+
+
+def test_a_csv_becomes_one_request_per_row():
+    data = (
+        b"prompt,size,aspect,seed,count\n"
+        b"a red fox,,,,\n"
+        b"a {grey|white} owl,512,9:16,42,2\n"
+        b"\n"
+        b'"a bear, asleep",2K,,,3\n'
+    )
+    requests = parse_campaign_csv(data, DEFAULTS)
+    assert [r.total for r in requests] == [1, 4, 3]
+    owl = requests[1]
+    assert (owl.base.size, owl.base.aspect, owl.base.seed, owl.base.seed_locked) == (
+        "512", "9:16", 42, True
+    )  # fmt: skip
+    assert requests[2].variants[0].prompt == "a bear, asleep"
+
+
+def test_a_csv_with_bad_rows_names_each_line_and_nothing_is_made(team, owner):
+    data = (
+        b"prompt,size,aspect,seed,count\n"
+        b"a red fox,,,,\n"
+        b"a {grey|white owl,,,,\n"
+        b",1K,,,\n"
+        b"a bear,9K,7:3,,\n"
+    )
+    with pytest.raises(InvalidRequest) as refused:
+        parse_campaign_csv(data, DEFAULTS)
+    message = refused.value.errors["csv"]
+    assert "Line 3:" in message and "never closed" in message
+    assert "Line 4: Write a prompt first." in message
+    assert "Line 5:" in message and "9K" not in message and "renders at" in message
+    assert "Line 2" not in message
+    assert not Batch.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "data, words",
+    [
+        (b"size,aspect\n1K,1:1\n", "“prompt” column"),
+        (b"prompt,style\nfox,noir\n", "Unknown column “style”"),
+        (b"prompt\n", "no prompts"),
+        ("prompt\nrenard\n".encode("utf-16"), "not UTF-8"),
+    ],
+)
+def test_a_csv_of_the_wrong_shape_is_refused(data, words):
+    with pytest.raises(InvalidRequest) as refused:
+        parse_campaign_csv(data, DEFAULTS)
+    assert words in refused.value.errors["csv"]
+
+
+@pytest.mark.slow
+def test_pause_and_resume_with_real_lane_workers(team, owner, lane_workers):
+    from generation import lanes
+
+    fund(team, owner)
+    campaign = campaign_create(team=team, member=owner, name="Teapots", budget=10_000)
+    campaign_pause(campaign=campaign)
+    submit(team, owner, campaign)
+    lane_workers.start("flash")
+    # Every token is taken and finds nothing it may run.
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and lanes_queue_length():
+        time.sleep(0.2)
+    time.sleep(1)
+    assert campaign_progress(campaign).queued == 12
+    assert lanes.fairest_queued("flash") is None
+    campaign_resume(campaign=campaign)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and campaign_progress(campaign).done < 12:
+        time.sleep(0.3)
+    progress = campaign_progress(campaign)
+    assert progress.done == 12 and progress.spending.spent == 12 * FLASH_1K
+    assert wallet_balance(team)[1] == 0
+
+
+def lanes_queue_length() -> int:
+    from studio.celery import app
+
+    with app.connection_for_write() as conn:
+        return conn.default_channel.client.llen("flash")
