@@ -392,3 +392,16 @@ def campaigns_for_team(team) -> list[Campaign]:
             ),
         )
     )
+
+
+CAMPAIGN_GRIDS_SHOWN = 12
+
+
+def campaign_grids(*, team, campaign: Campaign, limit: int = CAMPAIGN_GRIDS_SHOWN):
+    """The campaign's newest grids with their tiles, in the project page's constant queries."""
+    from .selectors import _grids
+
+    batches = list(
+        Batch.objects.filter(team=team, campaign=campaign).select_related("member")[:limit]
+    )
+    return _grids(team, batches) if batches else []

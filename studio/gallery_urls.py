@@ -5,7 +5,7 @@ Actions on one image live outside images/<pk>/, whose sub-paths are the media fi
 
 from django.urls import path
 
-from .views import composer, downloads, grid, history, images, projects
+from .views import campaigns, composer, downloads, grid, history, images, projects
 
 urlpatterns = [
     path("t/<slug:slug>/projects/new/", projects.project_new, name="project-new"),
@@ -34,5 +34,26 @@ urlpatterns = [
     path("t/<slug:slug>/selection/download/", downloads.download_zip, name="images-download"),
     path("t/<slug:slug>/selection/sheet.pdf", downloads.contact_sheet, name="contact-sheet"),
     path("t/<slug:slug>/history/", history.history, name="history"),
+    path("t/<slug:slug>/campaigns/", campaigns.campaign_list, name="campaigns"),
+    path("t/<slug:slug>/campaigns/new/", campaigns.campaign_new, name="campaign-new"),
+    path("t/<slug:slug>/campaigns/<id:pk>/", campaigns.campaign_page, name="campaign"),
+    path(
+        "t/<slug:slug>/campaigns/<id:pk>/submit/", campaigns.campaign_submit, name="campaign-submit"
+    ),  # fmt: skip
+    path(
+        "t/<slug:slug>/campaigns/<id:pk>/pause/",
+        campaigns.campaign_pause_view,
+        name="campaign-pause",
+    ),  # fmt: skip
+    path(
+        "t/<slug:slug>/campaigns/<id:pk>/resume/",
+        campaigns.campaign_resume_view,
+        name="campaign-resume",
+    ),  # fmt: skip
+    path(
+        "t/<slug:slug>/campaigns/<id:pk>/cancel/",
+        campaigns.campaign_cancel_view,
+        name="campaign-cancel",
+    ),  # fmt: skip
     path("t/<slug:slug>/usage/projects/", projects.usage_projects, name="usage-projects"),
 ]

@@ -16,9 +16,11 @@ from billing.selectors import member_limits, wallet_balance
 from billing.services import Refusal
 from generation import catalog
 from generation.backends import team_offer, team_quote
+from generation.campaigns import parse_permutation_request, permutations_submit
 from generation.imaging import UPLOAD_MAX_BYTES
 from generation.models import Generation, Project
-from generation.requests import InvalidRequest, parse_batch_request, parse_id
+from generation.permutations import has_choices
+from generation.requests import InvalidRequest, clean_prompt, parse_batch_request, parse_id
 from generation.selectors import batch_cache_hits, batch_grid, references_for_team
 from generation.services import SubmitRefused, batch_submit, reference_upload
 
@@ -92,7 +94,48 @@ def _form_values(data) -> dict:
     values["per_line"] = data.get("per_line", "")
     values["fresh"] = data.get("fresh", "")
     values["references"] = data.getlist("references")
+    for name in ("sizes", "aspects", "seeds"):
+        values[name] = data.get(name, "")
     return values
+
+
+def _is_permutation(values: dict) -> bool:
+    """Choices in braces or a list of sizes, ratios or seeds: many prompts in one."""
+    if any(values.get(name) for name in ("sizes", "aspects", "seeds")):
+        return True
+    try:
+        return not values.get("per_line") and has_choices(clean_prompt(values.get("prompt", "")))
+    except InvalidRequest:
+        return True  # an unbalanced brace: let the permutation parser say where
+
+
+def _permutation_price(request, access, values, context):
+    """The count and price of every image a permutation prompt expands into."""
+    permutation = parse_permutation_request(values, request.GET.getlist("references"))
+    tier = permutation.base.tier
+    offer = team_offer(access.team, tier)
+    images: dict[str, int] = {}
+    for variant in permutation.variants:
+        problems = offer.problems(variant.size, variant.aspect)
+        if problems:
+            raise InvalidRequest(problems)
+        images[variant.size] = images.get(variant.size, 0) + permutation.base.count
+    price = 0
+    for size, count in images.items():
+        unit, backend = team_quote(team=access.team, tier=tier, size=size, count=1)
+        price += unit * count
+    base = permutation.base
+    context.update(
+        count=permutation.total,
+        variants=len(permutation.variants),
+        tier_label=catalog.TIER_LABELS[tier],
+        size=" / ".join(images),
+        pixels="{} × {}".format(*offer.pixel_size(base.size, base.aspect)),
+        backend=backend.label,
+        price=price,
+        short=price > context["available"],
+        limits=member_limits(access.team, request.user),
+    )
 
 
 @login_required
@@ -119,6 +162,15 @@ def price_line(request, slug):
     """'50 × Flash 1K = 3,350 credits · 12,000 available · your Pro limit: 4,600 left'."""
     access = team_for_member(request, slug)
     context = {"available": wallet_balance(access.team)[0], "problem": ""}
+    values = _form_values(request.GET)
+    if _is_permutation(values):
+        try:
+            _permutation_price(request, access, values, context)
+        except InvalidRequest as invalid:
+            context["problem"] = next(iter(invalid.errors.values()))
+        except Refusal as refusal:
+            context["problem"] = refusal.message
+        return render(request, "studio/gallery/_price.html", context)
     try:
         batch_request = parse_batch_request(
             _form_values(request.GET), request.GET.getlist("references")
@@ -177,9 +229,10 @@ def submit(request, slug, pk):
     project = get_object_or_404(Project, team=access.team, pk=pk, archived=False)
     try:
         throttle.hit("submit", str(request.user.pk), limit=settings.SUBMITS_PER_MINUTE)
-        batch_request = parse_batch_request(
-            _form_values(request.POST), request.POST.getlist("references")
-        )
+        values = _form_values(request.POST)
+        if _is_permutation(values):
+            return _submit_permutations(request, access=access, project=project, values=values)
+        batch_request = parse_batch_request(values, request.POST.getlist("references"))
         batch = batch_submit(
             team=access.team, member=request.user, request=batch_request, project=project
         )
@@ -198,6 +251,20 @@ def submit(request, slug, pk):
         return redirect(f"{reverse('project', args=[slug, pk])}#grid-{batch.pk}")
     grid = batch_grid(team=access.team, pk=batch.pk)
     response = render(request, "studio/gallery/_grid.html", {"grid": grid, "fresh": True})
+    response["HX-Trigger"] = "credits-changed"
+    return response
+
+
+def _submit_permutations(request, *, access, project, values):
+    """Every batch of a permutation prompt; the grids arrive newest first, as one would."""
+    permutation = parse_permutation_request(values, request.POST.getlist("references"))
+    batches = permutations_submit(
+        team=access.team, member=request.user, requests=[permutation], project=project
+    )
+    if not request.htmx:
+        return redirect(f"{reverse('project', args=[access.team.slug, project.pk])}#grids")
+    grids = [batch_grid(team=access.team, pk=batch.pk) for batch in reversed(batches)]
+    response = render(request, "studio/gallery/_grids_new.html", {"grids": grids, "fresh": True})
     response["HX-Trigger"] = "credits-changed"
     return response
 

@@ -194,3 +194,89 @@ def lanes_queue_length() -> int:
 
     with app.connection_for_write() as conn:
         return conn.default_channel.client.llen("flash")
+
+
+# --- the pages ----------------------------------------------------------------------
+
+
+def test_members_see_a_campaign_and_strangers_do_not(team, owner, teammate, stranger, client_for):
+    from django.urls import reverse
+
+    fund(team, owner)
+    campaign = campaign_create(team=team, member=owner, name="Teapots", budget=10_000)
+    submit(team, owner, campaign)
+    url = reverse("campaign", args=[team.slug, campaign.pk])
+    page = client_for(teammate).get(url)
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert '0</strong> of <span class="total">12' in html and "804</span> held" in html
+    # The 3 × 4 permutation is drawn as a table named by its values.
+    assert 'data-rows="3" data-columns="4"' in html and '<th scope="row">green</th>' in html
+    assert client_for(stranger).get(url).status_code == 404
+    listing = client_for(teammate).get(reverse("campaigns", args=[team.slug])).content.decode()
+    assert "Teapots" in listing and "0 of 12" in listing
+
+
+def test_only_the_starter_or_a_manager_pauses_a_campaign(team, owner, teammate, client_for):
+    from django.urls import reverse
+
+    campaign = campaign_create(team=team, member=owner, name="Teapots", budget=10_000)
+    url = reverse("campaign-pause", args=[team.slug, campaign.pk])
+    assert client_for(teammate).post(url).status_code == 403
+    assert client_for(owner).post(url).status_code == 302
+    campaign.refresh_from_db()
+    assert campaign.paused_at is not None
+    client_for(owner).post(reverse("campaign-resume", args=[team.slug, campaign.pk]))
+    campaign.refresh_from_db()
+    assert campaign.paused_at is None
+
+
+def test_a_submit_past_the_budget_answers_402_and_holds_nothing(team, owner, client_for):
+    from django.urls import reverse
+
+    fund(team, owner)
+    campaign = campaign_create(team=team, member=owner, name="Teapots", budget=100)
+    url = reverse("campaign-submit", args=[team.slug, campaign.pk])
+    response = client_for(owner).post(url, {**FORM, "action": "prompt"})
+    assert response.status_code == 402
+    assert "has 100 of its 100 left" in response.content.decode()
+    assert wallet_balance(team)[1] == 0 and not Batch.objects.exists()
+
+
+def test_a_csv_upload_with_a_bad_row_answers_400_naming_it(team, owner, client_for):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    from django.urls import reverse
+
+    fund(team, owner)
+    campaign = campaign_create(team=team, member=owner, name="Teapots", budget=10_000)
+    url = reverse("campaign-submit", args=[team.slug, campaign.pk])
+    bad = SimpleUploadedFile("p.csv", b"prompt,count\nfox,2\nowl,zero\n", "text/csv")
+    response = client_for(owner).post(url, {**FORM, "action": "csv", "csv": bad})
+    assert response.status_code == 400 and "Line 3:" in response.content.decode()
+    good = SimpleUploadedFile("p.csv", b"prompt,count\nfox,2\nowl,3\n", "text/csv")
+    response = client_for(owner).post(url, {**FORM, "action": "csv", "csv": good})
+    assert response.status_code == 302
+    assert campaign_progress(campaign).total == 5
+
+
+def test_the_composer_prices_and_submits_a_permutation(team, owner, client_for):
+    from django.urls import reverse
+
+    from generation.models import Project
+
+    fund(team, owner)
+    project = Project.objects.create(team=team, name="Spring", created_by=owner)
+    fields = {**FORM, "aspects": "1:1, 4:5, 9:16", "prompt": "{red|blue} teapot"}
+    price = client_for(owner).get(reverse("composer-price", args=[team.slug]), fields)
+    assert "6 prompts → 6 × Flash" in price.content.decode()
+    assert f"= {6 * FLASH_1K} credits" in price.content.decode()
+    bad = client_for(owner).get(reverse("composer-price", args=[team.slug]),
+                                {**fields, "prompt": "{red|blue teapot"})  # fmt: skip
+    assert "position 1" in bad.content.decode()
+    response = client_for(owner).post(
+        reverse("batch-submit", args=[team.slug, project.pk]), fields, HTTP_HX_REQUEST="true"
+    )
+    assert response.status_code == 200
+    assert Generation.objects.filter(batch__project=project).count() == 6
+    html = response.content.decode()
+    assert 'data-rows="2" data-columns="3"' in html and '<th scope="col">9:16</th>' in html
