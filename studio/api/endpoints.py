@@ -6,6 +6,8 @@ the wrapping differs (JSON and status codes instead of HTML). The token
 fixes the team: another team's ids answer 404 like ids that do not exist.
 """
 
+from typing import Literal
+
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, JsonResponse
@@ -14,7 +16,8 @@ from ninja.errors import AuthenticationError, ValidationError
 from ninja.responses import Status as Reply
 
 from billing.selectors import member_limits, wallet_balance
-from generation.models import Batch, Generation, Project, Status
+from generation import campaigns
+from generation.models import Batch, Campaign, Generation, Project, Status
 from generation.requests import InvalidRequest, parse_batch_request
 from generation.selectors import (
     HistoryFilters,
@@ -32,10 +35,14 @@ from .schemas import (
     BalanceOut,
     BatchIn,
     BatchOut,
+    CampaignIn,
+    CampaignOut,
+    CampaignSubmitOut,
     CancelOut,
     Error,
     ImageFilters,
     ImagePage,
+    PermutationsIn,
     PromoteIn,
 )
 
@@ -387,3 +394,124 @@ def balance(request):
             for limit in member_limits(caller.team, caller.member)
         ],
     }
+
+
+# --- campaigns -----------------------------------------------------------------------
+
+
+def _campaign(campaign: Campaign) -> dict:
+    progress = campaigns.campaign_progress(campaign)
+    spending = progress.spending
+    return {
+        "id": campaign.pk,
+        "name": campaign.name,
+        "budget": campaign.budget,
+        "state": progress.state,
+        "created": campaign.created,
+        "paused_at": campaign.paused_at,
+        "canceled_at": campaign.canceled_at,
+        "progress": {
+            "total": progress.total,
+            "done": progress.done,
+            "failed": progress.failed,
+            "canceled": progress.canceled,
+            "queued": progress.queued,
+            "running": progress.running,
+            "batches": progress.batches,
+            "credits_spent": spending.spent,
+            "credits_held": spending.held,
+            "credits_left": spending.left,
+        },  # fmt: skip
+        "batches": progress.batch_ids,
+    }
+
+
+def _team_campaign(caller: Caller, campaign_id: int) -> Campaign:
+    campaign = Campaign.objects.filter(team=caller.team, pk=campaign_id).first()
+    if campaign is None:
+        raise Http404
+    return campaign
+
+
+def _may_change(caller: Caller, campaign: Campaign) -> None:
+    manages = Membership.objects.filter(
+        team=caller.team, user=caller.member, role__in=("owner", "admin")
+    ).exists()
+    if not manages and campaign.created_by_id != caller.member.pk:
+        raise PermissionDenied(
+            "Only the person who started this campaign, or an owner or admin, can change it."
+        )
+
+
+@api.post("/campaigns", response={201: CampaignOut, **COMMON},
+          summary="Start a campaign: many grids under one budget")  # fmt: skip
+def campaigns_create(request, payload: CampaignIn):
+    caller = _caller(request)
+    try:
+        campaign = campaigns.campaign_create(
+            team=caller.team, member=caller.member, name=payload.name, budget=payload.budget
+        )
+    except InvalidRequest as invalid:
+        raise ApiError(400, "The campaign cannot be made as asked.", errors=invalid.errors)
+    return Reply(201, _campaign(campaign))
+
+
+@api.get("/campaigns", response={200: list[CampaignOut], **COMMON},
+         summary="The team's campaigns, newest first, with their progress")  # fmt: skip
+def campaigns_list(request):
+    return [_campaign(c) for c in Campaign.objects.filter(team=_caller(request).team)[:100]]
+
+
+@api.get("/campaigns/{campaign_id}", response={200: CampaignOut, 404: Error, **COMMON},
+         summary="A campaign's progress: images done, credits spent, held, left")  # fmt: skip
+def campaigns_read(request, campaign_id: int):
+    return _campaign(_team_campaign(_caller(request), campaign_id))
+
+
+@api.post(
+    "/campaigns/{campaign_id}/batches",
+    response={201: CampaignSubmitOut, 402: Error, 404: Error, 429: Error, **COMMON},
+    summary="Submit a permutation prompt into the campaign",
+    description="Expands the prompt's choices and the lists of sizes, ratios and seeds into "
+    "every combination, in as many grids as they fill. 402 when the campaign's budget (or "
+    "the team's credits) would be passed: nothing is held then.",
+)
+def campaigns_submit(request, campaign_id: int, payload: PermutationsIn):
+    caller = _caller(request)
+    campaign = _team_campaign(caller, campaign_id)
+    _throttle_submit(caller)
+    data = payload.dict()
+    data["seed"] = "" if payload.seed is None else str(payload.seed)
+    data["seed_mode"] = "locked" if payload.seed is not None else "random"
+    data["seeds"] = [str(seed) for seed in payload.seeds]
+    try:
+        permutation = campaigns.parse_permutation_request(data, payload.references)
+        batches = campaigns.permutations_submit(
+            team=caller.team, member=caller.member, requests=[permutation], campaign=campaign
+        )
+    except InvalidRequest as invalid:
+        raise ApiError(400, "The permutations cannot be made as asked.", errors=invalid.errors)
+    except SubmitRefused as refused:
+        raise _refused(refused)
+    campaign.refresh_from_db()
+    return Reply(201, {
+        "images": sum(b.count for b in batches),
+        "batches": [b.pk for b in batches],
+        "campaign": _campaign(campaign),
+    })  # fmt: skip
+
+
+@api.post("/campaigns/{campaign_id}/{action}",
+          response={200: CampaignOut, 403: Error, 404: Error, **COMMON},
+          summary="pause, resume or cancel the campaign")  # fmt: skip
+def campaigns_change(request, campaign_id: int, action: Literal["pause", "resume", "cancel"]):
+    caller = _caller(request)
+    campaign = _team_campaign(caller, campaign_id)
+    _may_change(caller, campaign)
+    if action == "pause":
+        campaigns.campaign_pause(campaign=campaign)
+    elif action == "resume":
+        campaigns.campaign_resume(campaign=campaign)
+    else:
+        campaigns.campaign_cancel(campaign=campaign)
+    return _campaign(campaign)

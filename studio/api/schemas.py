@@ -178,3 +178,68 @@ class BalanceOut(Schema):
     available: int = Field(description="Credits that can be spent now.")
     held: int = Field(description="Credits set aside for images still rendering.")
     limits: list[Limit] = Field(description="The caller's caps and the team's budget, if set.")
+
+
+# --- campaigns -----------------------------------------------------------------------
+
+
+class CampaignIn(Schema):
+    name: str = Field(max_length=200, examples=["Teapots — every colour"])
+    budget: int = Field(description="Credits its grids may hold and spend.", examples=[50_000])
+
+
+class PermutationsIn(Schema):
+    prompt: str = Field(
+        max_length=PROMPT_MAX * 2,
+        description="Choices in braces make every combination: `{red|blue} teapot on "
+        "{linen|marble}` is four prompts. `\\{`, `\\}`, `\\|` write the characters.",
+        examples=["{red|blue|green} teapot on {linen|marble}"],
+    )
+    tier: str = Field(examples=[catalog.FLASH])
+    size: str = Field(default="1K", examples=["1K"])
+    aspect: str = Field(default="1:1", examples=["1:1"])
+    count: int = Field(default=1, description="Images of each combination.")
+    sizes: list[str] = Field(default_factory=list, max_length=8, description="Every size, an axis.")
+    aspects: list[str] = Field(
+        default_factory=list,
+        max_length=16,
+        description="Every ratio, an axis.",
+        examples=[["1:1", "4:5", "9:16"]],
+    )
+    seeds: list[int] = Field(
+        default_factory=list, max_length=200, description="Every seed, an axis."
+    )
+    seed: int | None = Field(default=None, description="The first seed of a row; random if absent.")
+    fresh: bool = False
+    references: list[RowId] = Field(default_factory=list, max_length=MAX_REFERENCES * 4)
+
+
+class CampaignProgress(Schema):
+    total: int
+    done: int
+    failed: int
+    canceled: int
+    queued: int
+    running: int
+    batches: int
+    credits_spent: int
+    credits_held: int
+    credits_left: int
+
+
+class CampaignOut(Schema):
+    id: int
+    name: str
+    budget: int
+    state: str = Field(description="active, paused, finished or canceled.")
+    created: datetime
+    paused_at: datetime | None
+    canceled_at: datetime | None
+    progress: CampaignProgress
+    batches: list[int] = Field(description="Ids of its grids, oldest first (see /batches/{id}).")
+
+
+class CampaignSubmitOut(Schema):
+    images: int
+    batches: list[int]
+    campaign: CampaignOut
