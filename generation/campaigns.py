@@ -201,7 +201,8 @@ def permutations_submit(
                             references=references,
                             fresh=base.fresh,
                             campaign=campaign,
-                        )  # fmt: skip
+                            send_tokens=False,
+                        )
                     )
         if campaign is not None:
             quoted = sum(batch.credits_quoted for batch in batches)
@@ -213,6 +214,14 @@ def permutations_submit(
                     "submit fewer images.",
                     code="credits",
                 )
+        # One query for every batch's queued jobs, their tokens after the commit.
+        queued: dict[str, list[int]] = {}
+        for tier, pk in Generation.objects.filter(
+            batch__in=batches, status=Status.QUEUED
+        ).values_list("tier", "pk"):
+            queued.setdefault(tier, []).append(pk)
+        for tier, ids in queued.items():
+            lanes.dispatch_many(tier, ids)
     return batches
 
 

@@ -34,6 +34,35 @@ def dispatch(lane: str, generation_ids: list[int], *, countdown: float = 0) -> N
     transaction.on_commit(lambda: _send_tokens(lane, ids, countdown))
 
 
+# Above this many jobs, the tokens are sent by a lane worker (`fan_out`), not by the
+# request: each token is a broker round trip and a task event, about 3 ms, so a
+# 2,000-image campaign would spend 6 s of its submit sending them (bench B15).
+FAN_OUT_AT = 200
+
+
+def dispatch_many(lane: str, generation_ids: list[int]) -> None:
+    """Like `dispatch`, but a large set goes as one message a lane worker fans out.
+
+    If that message is lost, the jobs are queued with no dispatch time and the
+    sweeper sends their tokens, as for any lost token.
+    """
+    if len(generation_ids) <= FAN_OUT_AT:
+        dispatch(lane, generation_ids)
+        return
+    from .tasks import fan_out
+
+    ids = list(generation_ids)
+
+    def send() -> None:
+        try:
+            fan_out.apply_async(args=[lane, ids], queue=lane)
+        except Exception:  # noqa: BLE001 - the broker is down; the sweeper re-sends
+            log.warning("could not reach the broker; %d %s jobs wait for the sweeper",
+                        len(ids), lane)  # fmt: skip
+
+    transaction.on_commit(send)
+
+
 def dispatch_now(lane: str, generation_ids: list[int]) -> None:
     """Send tokens at once, outside any transaction (a token handing itself back)."""
     _send_tokens(lane, list(generation_ids), 0)

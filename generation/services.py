@@ -157,6 +157,7 @@ def _create_batch(
     fresh=False,
     is_promotion=False,
     campaign=None,
+    send_tokens=True,
 ) -> Batch:
     """Hold the credits and create the batch with its jobs; caller holds the transaction."""
     backend = backend_for(team, tier)
@@ -260,6 +261,8 @@ def _create_batch(
         )
 
     Generation.objects.bulk_create(rows)
+    if not send_tokens:
+        return batch  # the caller dispatches many batches at once (generation.campaigns)
     queued = list(
         Generation.objects.filter(batch=batch, status=Status.QUEUED).values_list("pk", flat=True)
     )

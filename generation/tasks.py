@@ -19,6 +19,14 @@ def run_lane(lane: str) -> int | None:
     return rendering.lane_run(lane)
 
 
+@shared_task(name="generation.tasks.fan_out", acks_late=True)
+def fan_out(lane: str, generation_ids: list[int]) -> int:
+    """Send the lane tokens of a large submit (see lanes.dispatch_many). A repeat
+    delivery sends spare tokens, which find nothing and do nothing."""
+    lanes.dispatch_now(lane, generation_ids)
+    return len(generation_ids)
+
+
 SWEEP_PERIOD_SECONDS = 30
 
 

@@ -165,9 +165,11 @@ def test_a_csv_of_the_wrong_shape_is_refused(data, words):
 
 
 @pytest.mark.slow
-def test_pause_and_resume_with_real_lane_workers(team, owner, lane_workers):
+def test_pause_and_resume_with_real_lane_workers(team, owner, lane_workers, monkeypatch):
     from generation import lanes
 
+    # Twelve images count as a large submit here: a worker fans their tokens out.
+    monkeypatch.setattr(lanes, "FAN_OUT_AT", 5)
     fund(team, owner)
     campaign = campaign_create(team=team, member=owner, name="Teapots", budget=10_000)
     campaign_pause(campaign=campaign)
@@ -187,6 +189,25 @@ def test_pause_and_resume_with_real_lane_workers(team, owner, lane_workers):
     progress = campaign_progress(campaign)
     assert progress.done == 12 and progress.spending.spent == 12 * FLASH_1K
     assert wallet_balance(team)[1] == 0
+
+
+@pytest.mark.slow
+def test_a_large_submit_is_fanned_out_by_a_worker_and_renders(team, owner, lane_workers,
+                                                               monkeypatch):  # fmt: skip
+    from generation import lanes
+
+    monkeypatch.setattr(lanes, "FAN_OUT_AT", 5)
+    fund(team, owner)
+    campaign = campaign_create(team=team, member=owner, name="Teapots", budget=10_000)
+    submit(team, owner, campaign)
+    # The request sent one message, not twelve tokens.
+    assert lanes_queue_length() == 1
+    lane_workers.start("flash")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and campaign_progress(campaign).done < 12:
+        time.sleep(0.3)
+    assert campaign_progress(campaign).done == 12
+    assert "generation.tasks.fan_out" in (lane_workers.log_dir / "worker-flash.log").read_text()
 
 
 def lanes_queue_length() -> int:
