@@ -11,7 +11,6 @@ must be the same number (a constant per batch, nothing per image).
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
 
@@ -81,15 +80,6 @@ def b15_campaign_submit(ctx, runs: int = 5) -> list[Row]:
     try:
         submitter.submit(submitter.campaign(), 400)  # warm imports, templates, prices
         purge_lanes()
-        if os.environ.get("B15_PROFILE"):
-            import cProfile
-            import pstats
-
-            campaign = submitter.campaign()
-            with cProfile.Profile() as profile:
-                submitter.submit(campaign, 2000)
-            pstats.Stats(profile).sort_stats("cumulative").print_stats(70)
-            purge_lanes()
         # The token's last-use stamp adds a query now and then: the fewer of two runs.
         counted = [
             min(submitter.queries(images), submitter.queries(images)) for images in (400, 800, 2000)

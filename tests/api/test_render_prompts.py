@@ -129,3 +129,41 @@ def test_end_to_end_with_real_workers(owner, team, tmp_path, both_lanes):
     assert sorted(Generation.objects.values_list("seed", flat=True)) == [
         1000, 1000, 1001, 1001, 1002, 1002,
     ]  # fmt: skip
+
+
+@pytest.mark.django_db
+def test_prompts_with_choices_go_into_a_campaign_under_its_budget(owner, team, tmp_path):
+    from generation.campaigns import campaign_create
+
+    fund(team, owner)
+    campaign = campaign_create(team=team, member=owner, name="Teapots", budget=2_000)
+    path = prompts_file(tmp_path, "{red|blue|green} teapot on {linen|marble}\na fox\n")
+    out, _ = run(str(path), "--team", team.slug, "--user", owner.username, "--count", "1",
+                 "--campaign", "Teapots", "--no-wait")  # fmt: skip
+    assert "(7 images)" in out
+    assert Generation.objects.filter(batch__campaign=campaign).count() == 7
+    # Past the budget: nothing more is submitted, and the command says why.
+    with pytest.raises(CommandError) as refused:
+        run(str(path), "--team", team.slug, "--user", owner.username, "--count", "5",
+            "--campaign", "Teapots", "--no-wait")  # fmt: skip
+    assert "left" in str(refused.value) and campaign.batches.count() == 2
+    with pytest.raises(CommandError, match="no campaign “Nope”"):
+        run(str(path), "--team", team.slug, "--user", owner.username, "--campaign", "Nope")
+
+
+@pytest.mark.django_db
+def test_a_campaign_run_downloads_each_image_with_its_axes(owner, team, tmp_path, monkeypatch):
+    from generation.campaigns import campaign_create
+
+    fund(team, owner)
+    campaign_create(team=team, member=owner, name="Teapots", budget=2_000)
+    monkeypatch.setattr(
+        "studio.management.commands.render_prompts.Command._wait",
+        lambda self, batches, options: render_all() or True,
+    )
+    path = prompts_file(tmp_path, "{red|blue} teapot\n")
+    run(str(path), "--team", team.slug, "--user", owner.username, "--count", "1",
+        "--campaign", "Teapots", "--out", str(tmp_path / "out"))  # fmt: skip
+    described = json.loads(next((tmp_path / "out").glob("*/batch.json")).read_text())
+    assert [i["axes"] for i in described["images"]] == [{"choice 1": "red"}, {"choice 1": "blue"}]
+    assert all(i["file"] for i in described["images"])

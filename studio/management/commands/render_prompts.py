@@ -10,6 +10,11 @@ becomes one grid of --count images, submitted through `batch_submit` as
 the person named by --user: the same validation, caps and credit refusals
 as the studio's composer. The originals (PNG, parameters embedded) land in
 --out, one folder per grid, with a batch.json describing it.
+
+With --campaign NAME the prompts go into that campaign, under its budget, and
+each may hold choices (`{red|blue} teapot`) that expand into every
+combination, in as many grids as they fill; each image's axis values are in
+batch.json.
 """
 
 import json
@@ -22,7 +27,8 @@ from django.core.files.storage import default_storage
 from django.core.management.base import BaseCommand, CommandError
 from django.utils.text import slugify
 
-from generation.models import OUTSTANDING, Batch, Generation, Project, Status
+from generation.campaigns import parse_permutation_request, permutations_submit
+from generation.models import OUTSTANDING, Batch, Campaign, Generation, Project, Status
 from generation.requests import InvalidRequest, parse_batch_request
 from generation.selectors import progress_of
 from generation.services import SubmitRefused, batch_submit, project_create
@@ -94,6 +100,11 @@ class Command(BaseCommand):
         parser.add_argument(
             "--project", help="Project to file the grids under (default: the file's name)."
         )
+        parser.add_argument(
+            "--campaign",
+            help="Submit into this campaign of the team, under its budget; prompts may hold "
+            "choices ({red|blue}) that expand into every combination.",
+        )
         parser.add_argument("--out", type=Path, default=Path("renders"), help="Download folder.")
         parser.add_argument(
             "--wait",
@@ -109,10 +120,13 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         team, member = self._team_and_member(options["team"], options["user"])
         prompts = self._prompts(options["prompts"])
-        requests = self._requests(prompts, options)
         project = self._project(team, member, options["project"] or options["prompts"].stem)
-
-        batches, problem = self._submit(team, member, project, requests, options)
+        if options["campaign"]:
+            batches, problem = self._submit_campaign(team, member, project, prompts, options)
+            requests = batches
+        else:
+            requests = self._requests(prompts, options)
+            batches, problem = self._submit(team, member, project, requests, options)
         if not batches:
             raise CommandError(problem or "Nothing was submitted.")
         self.stdout.write(
@@ -185,6 +199,34 @@ class Command(BaseCommand):
                 "Nothing was submitted:\n" + "\n".join(f"  {k}: {v}" for k, v in problems.items())
             )
         return requests
+
+    def _submit_campaign(self, team, member, project, prompts, options):
+        """Every prompt's combinations into the campaign at once, or nothing (past its budget)."""
+        campaign = Campaign.objects.filter(team=team, name=options["campaign"]).first()
+        if campaign is None:
+            raise CommandError(f"{team.name} has no campaign “{options['campaign']}”.")
+        requests, problems = [], {}
+        for number, prompt in enumerate(prompts, 1):
+            data = {"prompt": prompt, "tier": options["tier"], "size": options["size"],
+                    "aspect": options["aspect"], "count": options["count"],
+                    "seed": "" if options["seed"] is None else options["seed"],
+                    "fresh": options["fresh"]}  # fmt: skip
+            try:
+                requests.append(parse_permutation_request(data))
+            except InvalidRequest as invalid:
+                for field, message in invalid.errors.items():
+                    where = f"prompt {number}" if field == "prompt" else f"--{field}"
+                    problems.setdefault(where, message)
+        if problems:
+            raise CommandError(
+                "Nothing was submitted:\n" + "\n".join(f"  {k}: {v}" for k, v in problems.items())
+            )
+        try:
+            batches = permutations_submit(team=team, member=member, requests=requests,
+                                          project=project, campaign=campaign)  # fmt: skip
+        except SubmitRefused as refused:
+            return [], f"Nothing was submitted: {refused.message}"
+        return batches, ""
 
     def _project(self, team, member, name: str) -> Project:
         name = name.strip()[:120] or "Prompt files"
@@ -260,6 +302,8 @@ class Command(BaseCommand):
                     "id": generation.pk,
                     "index": generation.index,
                     "seed": generation.seed,
+                    "prompt": generation.prompt,
+                    "axes": generation.axes,
                     "status": generation.status,
                     "cached": generation.cached,
                     "error": generation.error,
