@@ -85,6 +85,10 @@ def _may_manage(access, campaign, user) -> bool:
 def campaign_page(request, slug, pk):
     access = team_for_member(request, slug)
     campaign = get_object_or_404(Campaign, team=access.team, pk=pk)
+    if request.htmx:
+        # The progress panel asking again: just the panel (two queries).
+        context = {"campaign": campaign, "progress": campaign_progress(campaign)}
+        return render(request, "studio/campaigns/_progress.html", context)
     return _page(request, access=access, campaign=campaign)
 
 

@@ -301,3 +301,17 @@ def test_the_composer_prices_and_submits_a_permutation(team, owner, client_for):
     assert Generation.objects.filter(batch__project=project).count() == 6
     html = response.content.decode()
     assert 'data-rows="2" data-columns="3"' in html and '<th scope="col">9:16</th>' in html
+
+
+def test_the_progress_panel_polls_until_the_campaign_is_finished(team, owner, client_for):
+    from django.urls import reverse
+
+    fund(team, owner)
+    campaign = campaign_create(team=team, member=owner, name="Teapots", budget=10_000)
+    submit(team, owner, campaign)
+    url = reverse("campaign", args=[team.slug, campaign.pk])
+    panel = client_for(owner).get(url, HTTP_HX_REQUEST="true").content.decode()
+    assert panel.lstrip().startswith('<dl class="campaign-progress') and "every 2s" in panel
+    render_all()
+    panel = client_for(owner).get(url, HTTP_HX_REQUEST="true").content.decode()
+    assert "12</strong> of" in panel and "every 2s" not in panel
