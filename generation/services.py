@@ -369,9 +369,15 @@ def _source_image(team, source) -> Generation:
     if found is None:
         raise SubmitRefused("That image is not in this team.", code="not_found")
     if found.status != Status.SUCCEEDED or found.asset_id is None:
+        state = {
+            Status.QUEUED: "is still waiting to render",
+            Status.RUNNING: "is still rendering",
+            Status.FAILED: "failed",
+            Status.BLOCKED: "was blocked by the provider",
+            Status.CANCELED: "was canceled",
+        }.get(found.status, "has no image")
         raise SubmitRefused(
-            f"The image is {found.get_status_display().lower()}; only finished images can be "
-            "edited or varied.",
+            f"This image {state}; only finished images can be edited or varied.",
             errors={"source": "Wait for the image to render."},
         )
     return found

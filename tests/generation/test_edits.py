@@ -311,3 +311,52 @@ def test_an_edit_without_credits_is_refused_with_402(owner, team, transactional_
         generation_edit(team=team, member=owner, source=source.pk, instructions=["red"])
     assert refused.value.code == "credits"
     assert_nothing_happened(team, *before)
+
+
+# --- a chain on Gemini, through a real worker --------------------------------------------
+
+
+@pytest.fixture
+def gemini(settings):
+    from tests.fakes.gemini_server import FakeGemini
+
+    with FakeGemini() as fake:
+        settings.FLASH_PROVIDER = "gemini"
+        settings.GEMINI_API_BASE = fake.url
+        settings.GEMINI_API_KEY = fake.api_key
+        yield fake
+
+
+@pytest.mark.slow
+def test_a_gemini_chain_sends_back_each_turn_with_its_signature(owner, team, gemini, lane_workers):
+    # `gemini` first: the workers take their provider settings when they start.
+    import base64
+
+    lane_workers.start("flash")
+    fund(team, owner)
+    drafts = submit(team, owner, count=1, seed=21)
+    wait_for(drafts)
+    node = draft = drafts.generations.select_related("asset").get()
+    assert draft.status == Status.SUCCEEDED, draft.error
+    chain = []
+    for words in ("make the sky stormy", "add a ship", "now at night"):
+        batch = generation_edit(team=team, member=owner, source=node.pk, instructions=[words])
+        assert wait_for(batch) == [Status.SUCCEEDED]
+        node = batch.generations.select_related("asset").get()
+        chain.append(node)
+    third = gemini.generate_requests()[-1].body
+
+    assert all(g.provider == "gemini" and g.thought_signature for g in chain)
+    assert len({g.thought_signature for g in chain}) == 3
+    contents = third["contents"]
+    assert [c["role"] for c in contents] == ["user", "model", "user", "model", "user"]
+    texts = [c["parts"][0].get("text") for c in contents if c["role"] == "user"]
+    assert texts == ["make the sky stormy", "add a ship", "now at night"]
+    first_image = base64.b64decode(contents[0]["parts"][1]["inline_data"]["data"])
+    assert first_image == pixels(draft)
+    for content, earlier in zip((contents[1], contents[3]), chain[:2], strict=True):
+        (part,) = content["parts"]
+        assert part["thoughtSignature"] == earlier.thought_signature
+        assert base64.b64decode(part["inline_data"]["data"]) == pixels(earlier)
+    assert wallet_balance(team) == (100_000 - 4 * FLASH_1K, 0)
+    assert_books_balance()
