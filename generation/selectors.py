@@ -449,7 +449,7 @@ def version_tree(*, team, pk: int) -> VersionTree | None:
         Generation.objects.filter(team=team)
         .filter(Q(pk=root_id) | Q(root_id=root_id))
         .exclude(Q(status__in=UNFINISHED_BRANCHES) & ~Q(pk=pk))
-        .select_related("member", "asset")
+        .select_related("member", "asset", "batch")
         .order_by("-created", "-id")[:TREE_NODES_SHOWN]
     )
     rows.sort(key=lambda g: (g.created, g.pk))
@@ -488,6 +488,19 @@ def compare_pair(*, team, pk: int) -> tuple[Generation, Generation] | None:
         .first()
     )
     return (generation, pro) if pro else None
+
+
+def compare_nodes(*, team, pk: int, other: int) -> tuple[Generation, Generation] | None:
+    """Any two finished images of one version tree, the older first."""
+    pair = list(
+        Generation.objects.filter(team=team, pk__in={pk, other}, status=Status.SUCCEEDED)
+        .exclude(asset=None)
+        .select_related("asset")
+        .order_by("created", "id")
+    )
+    if len(pair) != 2 or (pair[0].root_id or pair[0].pk) != (pair[1].root_id or pair[1].pk):
+        return None
+    return pair[0], pair[1]
 
 
 def generations_for_download(*, team, ids) -> list[Generation]:

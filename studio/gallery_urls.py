@@ -1,4 +1,4 @@
-"""Gallery routes: projects, the composer, draft grids, image pages, compare, history.
+"""Gallery routes: projects, the composer, draft grids, image pages, edits, compare, history.
 
 Actions on one image live outside images/<pk>/, whose sub-paths are the media files.
 """
@@ -23,6 +23,8 @@ urlpatterns = [
     path("t/<slug:slug>/images/<int:pk>/", images.image_page, name="image"),
     path("t/<slug:slug>/compare/<int:pk>/", images.compare, name="compare"),
     path("t/<slug:slug>/reuse/<int:pk>/", composer.reuse, name="image-reuse"),
+    path("t/<slug:slug>/edit/<int:pk>/", images.image_edit, name="image-edit"),
+    path("t/<slug:slug>/vary/<int:pk>/", images.image_vary, name="image-vary"),
     path("t/<slug:slug>/star/<int:pk>/", grid.image_star, name="image-star"),
     path("t/<slug:slug>/selection/promote/", grid.promote_confirm, name="promote-confirm"),
     path("t/<slug:slug>/selection/promote/go/", grid.promote, name="promote"),
