@@ -127,3 +127,13 @@ def test_a_chain_at_its_limit_offers_no_edit_form(owner, team, image, client_for
     assert "the most one conversation keeps (1)" in page
     assert reverse("image-edit", args=[team.slug, edit.pk]) not in page
     assert reverse("image-vary", args=[team.slug, edit.pk]) in page
+
+
+def test_an_edit_grid_names_its_source_on_the_project_page(owner, team, project, image,
+                                                           client_for):  # fmt: skip
+    generation_edit(team=team, member=owner, source=image.pk, instructions=["red", "blue"])
+    generation_vary(team=team, member=owner, source=image.pk, strength="strong", count=1)
+    page = client_for(owner).get(reverse("project", args=[team.slug, project.pk])).content
+    page = page.decode()
+    assert f"edits of #{image.pk}" in page and f"strong variations of #{image.pk}" in page
+    assert reverse("image", args=[team.slug, image.pk]) in page
