@@ -436,7 +436,8 @@ UNFINISHED_BRANCHES = (Status.FAILED, Status.BLOCKED, Status.CANCELED)
 
 
 def version_tree(*, team, pk: int) -> VersionTree | None:
-    """Every image made from the same first image as `pk`, as a tree, in two queries.
+    """Every image made from the same first image as `pk`, as a tree, in two queries
+    (three when the tree is larger than the page shows).
 
     Failed, blocked and canceled images are left out (they made nothing to
     build on) unless one of them is the image asked for.
@@ -452,10 +453,18 @@ def version_tree(*, team, pk: int) -> VersionTree | None:
         .select_related("member", "asset", "batch")
         .order_by("-created", "-id")[:TREE_NODES_SHOWN]
     )
+    if all(g.pk != root_id for g in rows):
+        # A tree past the cut still shows where it began.
+        root = (
+            Generation.objects.filter(team=team, pk=root_id)
+            .select_related("member", "asset", "batch")
+            .first()
+        )
+        if root is None:
+            return None
+        rows.append(root)
     rows.sort(key=lambda g: (g.created, g.pk))
     by_id = {g.pk: TreeNode(g, 0) for g in rows}
-    if root_id not in by_id:
-        return None
     tops = []
     for node in by_id.values():
         parent = by_id.get(node.generation.parent_id)

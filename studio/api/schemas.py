@@ -6,7 +6,7 @@ same way for a form and for a script.
 """
 
 from datetime import date, datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from ninja import Field, Schema
 
@@ -152,7 +152,8 @@ class PromoteIn(Schema):
 
 
 class EditIn(Schema):
-    instructions: list[str] = Field(
+    # Each instruction is bounded loosely here so the service can word the real limit.
+    instructions: list[Annotated[str, Field(max_length=INSTRUCTION_MAX * 2)]] = Field(
         min_length=1,
         max_length=200,
         description=f"What to change, 1–{INSTRUCTION_MAX:,} characters each; one image per "

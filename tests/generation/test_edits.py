@@ -360,3 +360,24 @@ def test_a_gemini_chain_sends_back_each_turn_with_its_signature(owner, team, gem
         assert base64.b64decode(part["inline_data"]["data"]) == pixels(earlier)
     assert wallet_balance(team) == (100_000 - 4 * FLASH_1K, 0)
     assert_books_balance()
+
+
+def test_the_version_tree_is_read_in_two_queries_whatever_its_size(
+    owner, team, transactional_db, django_assert_num_queries
+):
+    from generation.selectors import version_tree
+
+    fund(team, owner)
+    draft = rendered_draft(team, owner)
+    generation_edit(team=team, member=owner, source=draft.pk, instructions=["red", "blue"])
+    generation_vary(team=team, member=owner, source=draft.pk, strength="strong", count=3)
+    while run_lane("flash"):
+        pass
+    leaf = Generation.objects.filter(edge=Kind.EDIT).first()
+    with django_assert_num_queries(2):
+        tree = version_tree(team=team, pk=leaf.pk)
+        nodes = [(n.depth, n.generation.member.username, n.generation.batch.strength)
+                 for n in tree.nodes]  # fmt: skip
+    assert nodes[0] == (0, "olivia", "") and len(nodes) == 6
+    assert {depth for depth, _, _ in nodes[1:]} == {1}
+    assert version_tree(team=team, pk=leaf.pk).current_id == leaf.pk
