@@ -381,3 +381,30 @@ def test_the_version_tree_is_read_in_two_queries_whatever_its_size(
     assert nodes[0] == (0, "olivia", "") and len(nodes) == 6
     assert {depth for depth, _, _ in nodes[1:]} == {1}
     assert version_tree(team=team, pk=leaf.pk).current_id == leaf.pk
+
+
+def test_promotions_made_before_edits_existed_join_the_tree(owner, team, transactional_db):
+    import importlib
+
+    from django.apps import apps
+
+    from generation.selectors import version_tree
+
+    fund(team, owner)
+    draft = rendered_draft(team, owner)
+    promotion = generation_promote(team=team, member=owner, generation_ids=[draft.pk], size="2K")
+    pro = promotion.generations.get()
+    # As the rows stood before the migration: a parent, nothing else.
+    Batch.objects.filter(pk=promotion.pk).update(kind="draft")
+    Generation.objects.filter(pk=pro.pk).update(edge="draft", root=None)
+
+    migration = importlib.import_module("generation.migrations.0003_edits_and_variations")
+    migration.mark_promotions(apps, None)
+    pro.refresh_from_db()
+    assert (pro.edge, pro.root_id, Batch.objects.get(pk=promotion.pk).kind) == (
+        "promotion", draft.pk, "promotion",
+    )  # fmt: skip
+    assert [n.generation.pk for n in version_tree(team=team, pk=draft.pk).nodes] == [
+        draft.pk,
+        pro.pk,
+    ]
