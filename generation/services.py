@@ -387,6 +387,11 @@ def _invalid(invalid: InvalidRequest) -> SubmitRefused:
     return SubmitRefused(next(iter(invalid.errors.values())), errors=invalid.errors)
 
 
+def edit_size(tier: str, source_size: str) -> str:
+    """An edit keeps its source's size where the tier offers it, else takes the tier's smallest."""
+    return source_size if source_size in catalog.SIZES[tier] else catalog.SIZES[tier][0]
+
+
 def generation_edit(
     *,
     team,
@@ -427,7 +432,7 @@ def generation_edit(
             errors={"tier": f"{label} does not offer {found.aspect}."},
         )
     if size is None:
-        size = found.size if found.size in catalog.SIZES[tier] else catalog.SIZES[tier][0]
+        size = edit_size(tier, found.size)
     chain = edit_chain(found)
     turns = len(chain) + 1
     limit = settings.EDIT_CHAIN_MAX_TURNS

@@ -8,18 +8,36 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
+from billing.services import Refusal
 from generation import catalog
-from generation.backends import PROVIDER_LABELS
+from generation.backends import PROVIDER_LABELS, team_quote
 from generation.models import Kind
 from generation.requests import parse_id
 from generation.selectors import compare_nodes, compare_pair, generation_detail, version_tree
-from generation.services import SubmitRefused, generation_edit, generation_vary
+from generation.services import SubmitRefused, edit_size, generation_edit, generation_vary
 
 from .. import throttle
 from ..teams import team_for_member
 from .composer import STATUS_FOR
 
 VARIATION_COUNT = 4
+
+
+def _prices(team, generation) -> dict:
+    """What one edit costs on each tier, and a grid of variations, for the price lines."""
+    prices = {}
+    asks = {
+        "edit_flash": (catalog.FLASH, edit_size(catalog.FLASH, generation.size), 1),
+        "edit_pro": (catalog.PRO, edit_size(catalog.PRO, generation.size), 1),
+        "vary": (generation.tier, generation.size, VARIATION_COUNT),
+    }
+    for name, (tier, size, count) in asks.items():
+        try:
+            credits, _ = team_quote(team=team, tier=tier, size=size, count=count)
+        except Refusal:
+            continue  # no price for it: the submit itself will say so
+        prices[name] = {"credits": credits, "tier": catalog.TIER_LABELS[tier], "size": size}
+    return prices
 
 
 def _image_context(access, detail, **extra) -> dict:
@@ -41,6 +59,7 @@ def _image_context(access, detail, **extra) -> dict:
         and generation.chain_turns >= settings.EDIT_CHAIN_MAX_TURNS,
         "pro_offers_aspect": generation.aspect in catalog.ASPECTS[catalog.PRO],
         "variation_count": VARIATION_COUNT,
+        "prices": _prices(access.team, generation) if generation.asset_id else {},
         **extra,
     }
 

@@ -137,3 +137,9 @@ def test_an_edit_grid_names_its_source_on_the_project_page(owner, team, project,
     page = page.decode()
     assert f"edits of #{image.pk}" in page and f"strong variations of #{image.pk}" in page
     assert reverse("image", args=[team.slug, image.pk]) in page
+
+
+def test_the_price_lines_say_what_an_edit_and_a_variation_cost(owner, team, image, client_for):
+    page = client_for(owner).get(reverse("image", args=[team.slug, image.pk])).content.decode()
+    assert "Flash 1K 67 credits · Pro 1K 134 credits" in page
+    assert "4 × Flash 1K = 268 credits" in page
