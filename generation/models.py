@@ -107,8 +107,17 @@ class Asset(models.Model):
         return f"{self.width}×{self.height} {self.sha256[:10]}"
 
 
+class Kind(models.TextChoices):
+    """What a batch makes, and so what each of its images is to its source."""
+
+    DRAFT = "draft", "Draft"
+    PROMOTION = "promotion", "Pro render"
+    EDIT = "edit", "Edit"
+    VARIATION = "variation", "Variation"
+
+
 class Batch(models.Model):
-    """One submission: a draft grid (Flash) or a promotion (Pro)."""
+    """One submission: a draft grid, a promotion to Pro, or edits or variations of one image."""
 
     team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="batches")
     project = models.ForeignKey(
@@ -127,6 +136,15 @@ class Batch(models.Model):
     per_line = models.BooleanField(default=False)
     fresh = models.BooleanField(default=False, help_text="Bypass the cache")
     is_promotion = models.BooleanField(default=False)
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.DRAFT)
+    # The image that edits and variations start from (promotions name theirs per image).
+    source = models.ForeignKey(
+        "Generation", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    # Variations: "subtle" keeps the composition, "strong" only the idea.
+    strength = models.CharField(max_length=8, blank=True)
+    # Edits: the instructions, one per line (each image keeps its own too).
+    instruction = models.TextField(blank=True)
     references = models.ManyToManyField(Reference, blank=True, related_name="batches")
     provider = models.CharField(max_length=20)
     model = models.CharField(max_length=80)
@@ -162,9 +180,24 @@ class Generation(models.Model):
     aspect = models.CharField(max_length=5)
     prompt = models.TextField()
     seed = models.BigIntegerField()
+    # The image this one was made from, and how (the edges of the version tree):
+    # a Pro render of a draft, an edit with its instruction, or a variation.
     parent = models.ForeignKey(
-        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="promotions"
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="children"
     )
+    edge = models.CharField(max_length=10, choices=Kind.choices, default=Kind.DRAFT)
+    # The first image of the version tree this one belongs to (null for that
+    # image itself), so a whole tree is read in one query.
+    root = models.ForeignKey(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    instruction = models.TextField(blank=True)
+    # How many edits in a row led here: a chain of edits is one conversation,
+    # and its length is capped (EDIT_CHAIN_MAX_TURNS).
+    chain_turns = models.PositiveSmallIntegerField(default=0)
+    # Gemini's thoughtSignature of the image part it answered with: the next
+    # edit in the chain sends it back with the image, as the model expects.
+    thought_signature = models.TextField(blank=True)
     fingerprint = models.CharField(max_length=64, db_index=True)
 
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)

@@ -15,6 +15,8 @@ from django.conf import settings
 from . import catalog
 
 PROMPT_MAX = 10_000
+INSTRUCTION_MAX = 10_000
+STRENGTHS = ("subtle", "strong")
 MAX_REFERENCES = 14
 SEED_MAX = 2**31 - 1
 # The largest row id a 64-bit integer column holds (SQLite, PostgreSQL bigint):
@@ -198,3 +200,29 @@ def parse_batch_request(data: Mapping, reference_ids=()) -> BatchRequest:
         per_line=per_line,
         fresh=_flag(data, "fresh"),
     )
+
+
+def parse_instructions(values, *, tier: str) -> tuple[str, ...]:
+    """Edit instructions: one image each, every one 1–10,000 characters.
+
+    A single string is split into lines, as the page's textarea sends it.
+    """
+    if isinstance(values, str):
+        values = values.splitlines()
+    instructions = tuple(text for text in (clean_prompt(str(v)) for v in values or ()) if text)
+    if not instructions:
+        raise InvalidRequest({"instructions": "Write what to change, one instruction per line."})
+    for text in instructions:
+        if len(text) > INSTRUCTION_MAX:
+            raise InvalidRequest(
+                {
+                    "instructions": f"An instruction is {len(text):,} characters; "
+                    f"the limit is {INSTRUCTION_MAX:,}."
+                }
+            )
+    limit = max_count(tier) if tier in catalog.TIERS else settings.FLASH_MAX_COUNT
+    if len(instructions) > limit:
+        raise InvalidRequest(
+            {"instructions": f"{len(instructions)} instructions; the limit is {limit} per grid."}
+        )
+    return instructions

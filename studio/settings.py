@@ -326,6 +326,9 @@ OFFLINE_FLASH_LATENCY = float(os.environ.get("OFFLINE_FLASH_LATENCY", "0"))
 OFFLINE_PRO_LATENCY = float(os.environ.get("OFFLINE_PRO_LATENCY", "0"))
 FLASH_MAX_COUNT = env_int("FLASH_MAX_COUNT", 50)
 PRO_MAX_COUNT = env_int("PRO_MAX_COUNT", 8)
+# Edits in a row on one image: each turn resends the whole conversation, so
+# a long chain grows slow and expensive and drifts from the subject.
+EDIT_CHAIN_MAX_TURNS = env_int("EDIT_CHAIN_MAX_TURNS", 8)
 LANE_MEMBER_OUTSTANDING_CAP = env_int("LANE_MEMBER_OUTSTANDING_CAP", 200)
 GENERATION_MAX_ATTEMPTS = env_int("GENERATION_MAX_ATTEMPTS", 4)
 GENERATION_RETRY_BASE_SECONDS = float(os.environ.get("GENERATION_RETRY_BASE_SECONDS", "2"))

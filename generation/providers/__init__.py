@@ -17,6 +17,7 @@ from generation import catalog
 from .base import (
     BlockedError,
     CanceledError,
+    EditTurn,
     PermanentError,
     Provider,
     ProviderError,
@@ -29,6 +30,7 @@ from .base import (
 __all__ = [
     "BlockedError",
     "CanceledError",
+    "EditTurn",
     "PermanentError",
     "Provider",
     "ProviderError",

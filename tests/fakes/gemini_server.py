@@ -22,6 +22,13 @@ fake takes the strict reading, a token bucket refilling at the rate per
 second with `burst_seconds` worth of requests at most back to back.
 `peak_in_flight`, `answered` and `throttled` say what happened.
 
+A chained edit sends a conversation: the fake checks that the turns alternate
+user and model, end with the user's, and that every image part of a model
+turn carries a thoughtSignature (400 otherwise, as Gemini 3 image models
+refuse such edits); the newest user turn's text chooses the scenario and the
+image. Every answer's image part has a signature of its own
+(`signature_for`), so tests can follow them from turn to turn.
+
 Scenarios: ok, thought (an interim thought image, then the final one), 429
 (with Retry-After), 500, 503, 504, slow (answers after `slow_seconds`), 400
 (INVALID_ARGUMENT), 403, failed_precondition, 404, blocked
@@ -204,10 +211,16 @@ class FakeGemini(LocalServer):
 
 
 def _prompt(body: dict) -> str:
+    """The text of the newest user turn: the prompt, or a chained edit's latest instruction."""
     try:
-        return body["contents"][0]["parts"][0].get("text", "")
+        return body["contents"][-1]["parts"][0].get("text", "")
     except (KeyError, IndexError, TypeError, AttributeError):
         return ""
+
+
+def signature_for(seed_text: str) -> str:
+    """The thoughtSignature the fake gives an answer: opaque, and different per image."""
+    return base64.b64encode(hashlib.sha256(b"signature|" + seed_text.encode()).digest()).decode()
 
 
 def png(width: int, height: int, seed_text: str) -> bytes:
@@ -422,7 +435,7 @@ class _Handler(QuietHandler):
             parts.append(
                 {
                     "inlineData": {"mimeType": "image/png", "data": final},
-                    "thoughtSignature": "c2lnbmF0dXJl",
+                    "thoughtSignature": signature_for(seed_text),
                 }
             )
             self._json(200, _candidate(parts, usage, model))
@@ -441,9 +454,24 @@ def _candidate(parts: list[dict], usage: dict, model: str) -> dict:
 def _invalid(body: dict) -> str:
     """What the real API would reject with 400 INVALID_ARGUMENT, or ""."""
     try:
-        parts = body["contents"][0]["parts"]
+        contents = body["contents"]
+        parts = [part for content in contents for part in content["parts"]]
     except (KeyError, IndexError, TypeError):
         return "* GenerateContentRequest.contents: contents is not specified"
+    if not contents:
+        return "* GenerateContentRequest.contents: contents is not specified"
+    # A conversation (a chained edit) alternates user and model turns and ends
+    # with the user's; the model's image parts come back with the
+    # thoughtSignature they were given, which Gemini 3 image models require.
+    roles = [content.get("role", "user") for content in contents]
+    expected = ["user" if number % 2 == 0 else "model" for number in range(len(roles))]
+    if roles != expected or roles[-1] != "user":
+        return f"Please ensure that turns alternate between user and model: {roles}."
+    for number, content in enumerate(contents):
+        for part in content["parts"] if content.get("role") == "model" else ():
+            inline = part.get("inline_data") or part.get("inlineData")
+            if inline and not (part.get("thoughtSignature") or part.get("thought_signature")):
+                return f"Image part in content at index {number} is missing a thought_signature."
     images = [part for part in parts if "inline_data" in part or "inlineData" in part]
     if len(images) > 14:
         return "Too many input images: at most 14 are supported."
