@@ -199,7 +199,7 @@ def test_an_openai_edit_is_multipart_with_the_latest_image_first():
         latest = png(64, 36, "the latest edit")
         result = provider.render(
             edit("now at night", source=latest, turns=[EditTurn("add a ship", latest, "sig")],
-                 chain_start=DRAFT, model="gpt-image-1", refs=(reference,))
+                 chain_start=DRAFT, model="gpt-image-2.5-sunburst", refs=(reference,))
         )  # fmt: skip
         assert result.image.startswith(b"\x89PNG")
         (sent,) = openai.requests
@@ -216,7 +216,7 @@ def test_an_openai_variation_words_the_strength_and_sends_the_source():
     with FakeOpenAI() as openai:
         provider = OpenAIProvider(api_key=openai.api_key, api_base=openai.url, timeout=5.0)
         provider.render(
-            RenderRequest("a lighthouse", 5, "flash", "1K", "1:1", "gpt-image-1", (),
+            RenderRequest("a lighthouse", 5, "flash", "1K", "1:1", "gpt-image-2.5-sunburst", (),
                           source=DRAFT, variation="strong")
         )  # fmt: skip
         (sent,) = openai.requests
