@@ -134,6 +134,7 @@ class Job:
     scenario: str
     epoch: int
     stopped: threading.Event = field(default_factory=threading.Event)
+    done: bool = False  # its nodes have run; history and the last events may still be on the way
 
 
 @dataclass
@@ -154,7 +155,7 @@ class FakeComfyUI(LocalServer):
     paths: list[str] = field(default_factory=list)  # "METHOD /path" of every request
     executed: list[str] = field(default_factory=list)  # prompt ids that ran to the end
     stopped: list[str] = field(default_factory=list)  # prompt ids an interrupt stopped
-    peak_queue: int = 0  # the most prompts pending or running at once
+    peak_queue: int = 0  # the most prompts pending or executing at once
 
     def __post_init__(self):
         self._lock = threading.Condition()
@@ -244,7 +245,8 @@ class FakeComfyUI(LocalServer):
                 self._number, str(uuid.uuid4()), workflow, client_id, outputs, scenario, self._epoch
             )
             self.pending.append(job)
-            self.peak_queue = max(self.peak_queue, len(self.pending) + (1 if self.running else 0))
+            executing = 1 if self.running and not self.running.done else 0
+            self.peak_queue = max(self.peak_queue, len(self.pending) + executing)
             self._lock.notify_all()
         self._broadcast_status()
         return job
@@ -334,16 +336,20 @@ class FakeComfyUI(LocalServer):
                     },
                 )
         success = ["execution_success", _stamp(job)]
+        job.done = True
         send(*success)  # execution.py sends it before the history entry exists
         self._finish(job, send, "success", [*messages, success], outputs)
         self.executed.append(job.prompt_id)
 
     def _finish(self, job: Job, send, status: str, messages: list, outputs: dict) -> None:
+        job.done = True
         if status == "error":
             send(*messages[-1])
         with self._lock:
             if job.epoch != self._epoch:
                 return
+            if self.running is job:
+                self.running = None  # execution.py task_done: out of the queue, into history
             self.history[job.prompt_id] = {
                 "prompt": self._row(job),
                 "outputs": outputs,

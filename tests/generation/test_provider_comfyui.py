@@ -15,6 +15,7 @@ import threading
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 import redis
 from PIL import Image
@@ -386,3 +387,208 @@ def test_canceling_a_batch_stops_its_running_comfyui_job_and_releases_it(
     assert generation.status == Status.CANCELED
     assert "Nothing was charged" in generation.error
     assert wallet_balance(team) == before
+
+
+# --- as the real server behaves -----------------------------------------------------------------
+
+
+def render_in_thread(provider, *args, **kw):
+    """Start a render; the returned function joins it and gives its result or raises its error."""
+    outcome = {}
+
+    def run():
+        try:
+            outcome["result"] = provider.render(request(*args, **kw))
+        except Exception as error:  # noqa: BLE001 - handed to the test
+            outcome["error"] = error
+
+    thread = threading.Thread(target=run)
+    thread.start()
+
+    def join(timeout=20):
+        thread.join(timeout)
+        assert not thread.is_alive(), "the render did not end"
+        if "error" in outcome:
+            raise outcome["error"]
+        return outcome["result"]
+
+    return join
+
+
+def test_a_restart_that_loses_the_queue_is_waited_out_and_the_job_queued_again(comfy):
+    comfy.run_seconds = 0.5
+    provider = make_provider(comfy.url, outage_seconds=30)
+    join = render_in_thread(provider)
+    wait_for(lambda: comfy.running is not None)
+    comfy.restart(down_seconds=1.5)  # ComfyUI forgets its queue and takes a while to return
+    result = join()
+    assert Image.open(io.BytesIO(result.image)).size == catalog.pixel_size("1K", "16:9")
+    assert len(comfy.submitted) == 2  # queued again once it answered
+    assert comfy.executed == [result.usage["prompt_id"]]
+
+
+def test_a_prompt_deleted_at_the_server_is_noticed_through_the_queue_and_queued_again(comfy):
+    comfy.run_seconds = 0.3
+    other = comfy.put({"9": {"class_type": "PreviewImage", "inputs": {}}}, "other", ["9"], "slow")
+    provider = make_provider(comfy.url, check_seconds=0.2)
+    join = render_in_thread(provider)
+    wait_for(lambda: comfy.pending)  # ours waits behind the other client's job
+    (ours,) = comfy.pending
+    with httpx.Client(base_url=comfy.url) as someone:
+        # /history answers 200 {} for it before and after: only /queue tells.
+        assert someone.get(f"/history/{ours.prompt_id}").json() == {}
+        someone.post("/queue", json={"delete": [ours.prompt_id]})
+        assert someone.get(f"/history/{ours.prompt_id}").json() == {}
+        time.sleep(0.5)
+        someone.post("/interrupt", json={"prompt_id": other.prompt_id})
+    result = join()
+    assert len(comfy.submitted) == 2
+    assert result.usage["prompt_id"] != ours.prompt_id
+
+
+def test_completion_comes_from_the_websocket_without_polling_the_history(comfy):
+    # A poll interval and a check interval far longer than the job: only the
+    # websocket can end it this fast.
+    provider = make_provider(comfy.url, poll_seconds=5, check_seconds=60)
+    started = time.monotonic()
+    result = provider.render(request())
+    assert time.monotonic() - started < 2
+    assert f"GET /history/{result.usage['prompt_id']}" not in comfy.paths
+
+
+def test_without_a_websocket_the_history_is_the_fallback(comfy, monkeypatch):
+    from generation.providers.comfyui_servers import ComfyUIServer
+
+    monkeypatch.setattr(ComfyUIServer, "listen", lambda self, timeout: False)
+    result = make_provider(comfy.url).render(request())
+    assert f"GET /history/{result.usage['prompt_id']}" in comfy.paths
+
+
+@pytest.fixture
+def old_comfy():
+    with FakeComfyUI(version="0.3.50") as server:  # before /interrupt took a prompt_id
+        yield server
+
+
+def test_on_an_old_server_a_cancel_does_not_interrupt_another_clients_job(old_comfy):
+    other = old_comfy.put(
+        {"9": {"class_type": "PreviewImage", "inputs": {}}}, "other", ["9"], "slow"
+    )
+    canceled = threading.Event()
+    provider = make_provider(old_comfy.url)
+    join = render_in_thread(provider, cancel_check=canceled.is_set)
+    wait_for(lambda: old_comfy.pending)  # ours is queued behind the other client's job
+    canceled.set()
+    with pytest.raises(CanceledError):
+        join()
+    assert old_comfy.interrupts == []  # it would have stopped the other client's job
+    assert old_comfy.running is other and old_comfy.stopped == []
+    assert old_comfy.pending == []  # ours was taken off the queue
+    old_comfy.interrupt(None)
+
+
+def test_on_an_old_server_our_running_job_is_still_interrupted(old_comfy):
+    canceled = threading.Event()
+    join = render_in_thread(
+        make_provider(old_comfy.url), "[fault:slow] fox", cancel_check=canceled.is_set
+    )
+    wait_for(lambda: old_comfy.running is not None)
+    canceled.set()
+    with pytest.raises(CanceledError):
+        join()
+    wait_for(lambda: old_comfy.stopped)
+    assert len(old_comfy.interrupts) == 1
+
+
+def test_a_lane_spreads_its_jobs_over_its_servers_one_in_flight_on_each(comfy):
+    with FakeComfyUI(run_seconds=0.2) as second:
+        comfy.run_seconds = 0.2
+        provider = make_provider({"flash": [comfy.url, second.url]})
+        joins = [render_in_thread(provider, f"fox {n}") for n in range(6)]
+        for join in joins:
+            join()
+        assert len(comfy.executed) + len(second.executed) == 6
+        assert comfy.executed and second.executed
+        assert comfy.peak_queue == 1 and second.peak_queue == 1
+
+
+def test_a_server_that_is_down_is_skipped_and_its_job_goes_to_another(comfy):
+    second = FakeComfyUI().start()
+    second.stop()  # listed, but not answering
+    provider = make_provider({"flash": [second.url, comfy.url]}, outage_seconds=30)
+    joins = [render_in_thread(provider, f"fox {n}") for n in range(4)]
+    for join in joins:
+        join()
+    assert len(comfy.executed) == 4
+    assert second.submitted == []
+
+
+def test_a_slot_held_by_a_killed_worker_is_freed_when_its_lease_ends(settings):
+    from generation.providers.comfyui_pool import BUSY, ServerPool
+
+    pool = ServerPool(settings.CELERY_BROKER_URL, lease_seconds=0.3)
+    held, _ = pool.try_acquire(["http://gpu-1"])
+    assert held is not None  # and never released: its worker died
+    assert pool.try_acquire(["http://gpu-1"]) == (None, BUSY)
+    time.sleep(0.35)
+    again, _ = pool.try_acquire(["http://gpu-1"])
+    assert again is not None
+    again.release()
+
+
+def test_a_partly_valid_workflow_is_refused_before_any_branch_runs(comfy, tmp_path):
+    workflow = json.loads((WORKFLOWS / "draft.json").read_text())
+    workflow["31"] = {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "gone.ckpt"}}
+    workflow["32"] = {
+        "class_type": "VAEDecode",
+        "inputs": {"samples": ["5", 0], "vae": ["31", 2]},
+    }
+    workflow["33"] = {"class_type": "SaveImage", "inputs": {"images": ["32", 0]}}
+    provider = make_provider(comfy.url, workflows={"flash": write_workflow(tmp_path, workflow)})
+    with pytest.raises(PermanentError) as caught:
+        provider.render(request())
+    assert caught.value.message.startswith(
+        "ComfyUI refused the workflow custom.json: node 31 (CheckpointLoaderSimple): "
+        "ckpt_name 'gone.ckpt' is not one this server has (sd_xl_turbo_1.0_fp16.safetensors"
+    )
+    assert comfy.submitted == []  # ComfyUI would have run the valid branch
+
+
+def test_a_missing_node_class_is_named_in_words(comfy, tmp_path):
+    workflow = json.loads((WORKFLOWS / "draft.json").read_text())
+    workflow["2"]["class_type"] = "CLIPTextEncodeSDXLPlus"
+    provider = make_provider(comfy.url, workflows={"flash": write_workflow(tmp_path, workflow)})
+    with pytest.raises(PermanentError) as caught:
+        provider.render(request())
+    assert caught.value.message == (
+        "The workflow custom.json uses the node class 'CLIPTextEncodeSDXLPlus' (node 2), which "
+        f"the ComfyUI server at {comfy.url} does not have. Install the custom node that "
+        "provides it there, or change the workflow."
+    )
+    assert comfy.submitted == []
+
+
+def test_a_missing_node_class_refused_at_queueing_is_named_the_same_way(comfy):
+    from generation.providers.comfyui import _rejected
+
+    # What ComfyUI 0.3.64 answers POST /prompt (execution.py validate_prompt).
+    error = {
+        "type": "missing_node_type",
+        "message": "Cannot execute because node CLIPTextEncodeSDXLPlus does not exist.",
+        "details": "Node ID '#2'",
+        "extra_info": {},
+    }
+    workflow = {"2": {"class_type": "CLIPTextEncodeSDXLPlus", "inputs": {}}}
+    refused = _rejected("draft.json", comfy.url, workflow, error, {})
+    assert refused.message.startswith(
+        "The workflow draft.json uses the node class 'CLIPTextEncodeSDXLPlus' (node 2)"
+    )
+
+
+def test_what_a_render_leaves_on_the_comfyui_box_is_temporary(provider, comfy):
+    provider.render(request("hero", tier="pro", refs=(encoded("PNG"),)))
+    assert {kind for kind, _ in comfy.files} == {"temp"}
+    assert all(name.endswith(" [temp]") for name in comfy.uploads)
+    assert comfy.history == {}
+    comfy.restart()  # ComfyUI empties its temp folder when it starts
+    assert comfy.files == {} and comfy.uploads == {}
