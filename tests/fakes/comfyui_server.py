@@ -56,6 +56,7 @@ What a job does at run time is chosen by a `[fault:NAME]` in any text input:
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 import random
@@ -276,6 +277,7 @@ class FakeComfyUI(LocalServer):
             self._broadcast_status()
 
     def _execute(self, job: Job) -> None:
+        began = time.monotonic()
         send = self._sender(job)
         messages = [_message("execution_start", job)]
         send("execution_start", messages[-1][1])
@@ -286,7 +288,8 @@ class FakeComfyUI(LocalServer):
                 "executing", {"node": node_id, "display_node": node_id, "prompt_id": job.prompt_id}
             )
         runs = 3600.0 if job.scenario == "slow" else self.run_seconds
-        interrupted = job.stopped.wait(runs)
+        # The "GPU" time is run_seconds from the start, whatever this fake spent.
+        interrupted = job.stopped.wait(max(0.0, runs - (time.monotonic() - began)))
         if job.epoch != self._epoch:
             return  # the server restarted under it: no events, no history
         sampler = next((n for n in order if job.workflow[n]["class_type"] == "KSampler"), order[0])
@@ -377,7 +380,7 @@ class FakeComfyUI(LocalServer):
             prefix = str(node["inputs"].get("filename_prefix") or "ComfyUI")
             subfolder, _, base = prefix.rpartition("/")
             kind, name = "output", f"{base}_{counter:05d}_.png"
-        data = png(width, height, json.dumps(job.workflow, sort_keys=True))
+        data = _image(width, height, json.dumps(job.workflow, sort_keys=True))
         with self._lock:
             self.files[(kind, f"{subfolder}/{name}" if subfolder else name)] = data
         return {"filename": name, "subfolder": subfolder, "type": kind}
@@ -418,6 +421,11 @@ class FakeComfyUI(LocalServer):
     def queue_remaining(self) -> int:
         with self._lock:
             return len(self.pending) + (1 if self.running else 0)
+
+
+@functools.lru_cache(maxsize=32)
+def _image(width: int, height: int, seed_text: str) -> bytes:
+    return png(width, height, seed_text)  # the same workflow draws the same image
 
 
 def _version(text: str) -> tuple[int, ...]:
@@ -644,6 +652,9 @@ class _Handler(QuietHandler):
 
     def setup(self):
         super().setup()
+        # aiohttp, ComfyUI's server, sends without Nagle's delay (tcp_nodelay);
+        # without it a header write and a body write wait ~40 ms for an ACK.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         with self.fake._lock:
             self.fake._connections.add(self.connection)
 

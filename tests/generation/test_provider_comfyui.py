@@ -592,3 +592,33 @@ def test_what_a_render_leaves_on_the_comfyui_box_is_temporary(provider, comfy):
     assert comfy.history == {}
     comfy.restart()  # ComfyUI empties its temp folder when it starts
     assert comfy.files == {} and comfy.uploads == {}
+
+
+@pytest.mark.slow
+def test_a_grid_on_two_servers_survives_a_restart_of_one_with_real_workers(
+    owner, team, lane_workers, settings, comfy
+):
+    from generation.models import OUTSTANDING, Status
+    from tests.reliability.conftest import fund, submit
+
+    with FakeComfyUI(run_seconds=0.3) as second:
+        comfy.run_seconds = 0.3
+        settings.FLASH_PROVIDER = "comfyui"
+        settings.FLASH_MODEL = "sd_xl_turbo_1.0_fp16.safetensors"
+        lane_workers.env.update(
+            FLASH_PROVIDER="comfyui",
+            FLASH_MODEL=settings.FLASH_MODEL,
+            COMFYUI_FLASH_URLS=f"{comfy.url},{second.url}",
+            COMFYUI_POLL_SECONDS="0.05",
+            COMFYUI_OUTAGE_MINUTES="1",
+        )
+        fund(team, owner)
+        batch = submit(team, owner, count=8, size="512", aspect="1:1", prompt="a harbour")
+        lane_workers.start("flash", concurrency=3)
+        wait_for(lambda: comfy.running is not None, timeout=30)
+        comfy.restart(down_seconds=2)  # its running prompt is lost with the queue
+        wait_for(lambda: not batch.generations.filter(status__in=OUTSTANDING).exists(), timeout=60)
+        statuses = list(batch.generations.values_list("status", "error"))
+        assert statuses == [(Status.SUCCEEDED, "")] * 8
+        assert len(comfy.executed) + len(second.executed) == 8
+        assert second.peak_queue == 1  # never more than its one slot, across processes
