@@ -72,6 +72,7 @@ class ComfyUIServer:
         self._drops = 0  # bumped each time the socket goes away
         self._listener: threading.Thread | None = None
         self._wanted_at = 0.0
+        self._failed_at = 0.0  # when connecting last failed: do not make renders wait on it
         self._version: tuple[float, str] | None = None  # (asked at, version text)
         self._classes: dict[str, tuple[float, dict | None]] = {}
 
@@ -130,7 +131,8 @@ class ComfyUIServer:
                     target=self._listen, name=f"comfyui-ws {self.url}", daemon=True
                 )
                 self._listener.start()
-            if not self._connected and timeout > 0:
+            recently_failed = time.monotonic() - self._failed_at < 10
+            if not self._connected and timeout > 0 and not recently_failed:
                 self._changed.wait_for(lambda: self._connected, timeout)
             return self._connected
 
@@ -202,6 +204,8 @@ class ComfyUIServer:
             with self._changed:
                 if self._connected:
                     self._drops += 1
+                else:
+                    self._failed_at = time.monotonic()
                 self._connected = False
                 self._changed.notify_all()
             time.sleep(pause)
