@@ -136,8 +136,14 @@ class ComfyUIProvider:
         )
         if not self.keep_outputs:
             workflow = with_temporary_outputs(workflow)
+        urls = self.servers.get(request.tier) or []
+        if not urls:
+            raise PermanentError(
+                f"No ComfyUI server is set for the {request.tier} lane: set "
+                f"COMFYUI_{request.tier.upper()}_URLS (or COMFYUI_URL).",
+            )
         job = _Job(self, request, workflow, name=path.name, uploads=uploads)
-        image, prompt_id = job.run(self.servers[request.tier])
+        image, prompt_id = job.run(urls)
         note = ""
         if unused:
             note = (
@@ -280,7 +286,7 @@ class _Job:
     # --- one prompt on one server -------------------------------------------------------
 
     def _submit(self, server: ComfyUIServer) -> str:
-        self._check_version(server)
+        server.version(self.timeout)  # asked once every few minutes; _stop needs it
         self._validate(server)
         for filename, data in self.uploads.values():
             self._upload(server, filename, data)
@@ -288,9 +294,6 @@ class _Job:
         if not listening:
             log.info("ComfyUI websocket %s not connected; following by history", server.url)
         return self._queue(server)
-
-    def _check_version(self, server: ComfyUIServer) -> None:
-        server.version(self.timeout)  # asked once every few minutes; used by _stop
 
     def _validate(self, server: ComfyUIServer) -> None:
         """Every node of the graph against the server's classes, before anything runs."""
@@ -327,8 +330,10 @@ class _Job:
                 if input_name not in inputs:
                     problems.append(f"{where}: the input {input_name} is missing")
             for input_name, value in inputs.items():
-                if _is_link(value) or input_name not in known or value in references:
+                if _is_link(value) or input_name not in known:
                     continue
+                if isinstance(value, str) and value in references:
+                    continue  # uploaded just before queueing
                 options = _options(known[input_name])
                 if options is not None and value not in options:
                     shown = ", ".join(str(option) for option in options[:8])
@@ -338,9 +343,10 @@ class _Job:
                         f"({shown}{more})"
                     )
                 kind = known[input_name][0] if known[input_name] else None
-                if kind == "INT" and not isinstance(value, int):
+                # ComfyUI converts as int() / float() do (execution.py validate_inputs).
+                if kind == "INT" and not _converts(int, value):
                     problems.append(f"{where}: {input_name} must be a whole number, not {value!r}")
-                if kind == "FLOAT" and not isinstance(value, (int, float)):
+                if kind == "FLOAT" and not _converts(float, value):
                     problems.append(f"{where}: {input_name} must be a number, not {value!r}")
         return problems
 
@@ -389,7 +395,7 @@ class _Job:
         try:
             return self._wait(server, slot, prompt_id, events)
         except BaseException as error:
-            if not isinstance(error, (ServerGone, PromptLost)):
+            if not isinstance(error, (PromptLost, httpx.TransportError)):
                 # However following ends early (cancel, deadline, an error
                 # answer, the task's time limit), the prompt must not keep
                 # the GPU busy while a retry queues another.
@@ -538,6 +544,14 @@ def _upload_name(data: bytes) -> tuple[str, bytes]:
     # Named by content, so a reference shared by many jobs is stored once.
     digest = hashlib.sha256(data).hexdigest()[:24]
     return f"contact-sheet-{digest}.{EXTENSIONS[mime_type]}", data
+
+
+def _converts(kind, value) -> bool:
+    try:
+        kind(value)
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def _is_link(value) -> bool:

@@ -122,7 +122,7 @@ CLASSES: dict[str, dict] = {
 }
 OUTPUT_NODES = {"SaveImage", "PreviewImage"}
 SIZING = {"EmptyLatentImage", "EmptyImage", "ImageScale"}
-PRIMITIVES = {"INT": int, "FLOAT": (int, float), "STRING": str}
+PRIMITIVES = {"INT": int, "FLOAT": float, "STRING": str}  # validate_inputs converts with these
 
 
 @dataclass
@@ -585,7 +585,7 @@ def _check_inputs(fake: FakeComfyUI, workflow: dict, node: dict) -> list[dict]:
                         name,
                     )
                 )
-        elif kind in PRIMITIVES and not isinstance(value, PRIMITIVES[kind]):
+        elif kind in PRIMITIVES and not _converts(PRIMITIVES[kind], value):
             reasons.append(
                 _reason(
                     "invalid_input_type",
@@ -595,6 +595,14 @@ def _check_inputs(fake: FakeComfyUI, workflow: dict, node: dict) -> list[dict]:
                 )
             )
     return reasons
+
+
+def _converts(kind, value) -> bool:
+    try:
+        kind(value)
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def object_info(fake: FakeComfyUI, class_type: str) -> dict:

@@ -622,3 +622,9 @@ def test_a_grid_on_two_servers_survives_a_restart_of_one_with_real_workers(
         assert statuses == [(Status.SUCCEEDED, "")] * 8
         assert len(comfy.executed) + len(second.executed) == 8
         assert second.peak_queue == 1  # never more than its one slot, across processes
+
+
+def test_a_lane_without_servers_says_which_setting_to_set():
+    provider = make_provider({"flash": [], "pro": ["http://127.0.0.1:9"]})
+    with pytest.raises(PermanentError, match="set COMFYUI_FLASH_URLS"):
+        provider.render(request())
