@@ -55,7 +55,7 @@ from .base import (
     TransientError,
 )
 from .comfyui_pool import ALL_DOWN, ServerPool, Slot
-from .comfyui_servers import ComfyUIServer, PromptEvents, parse_version, server_for
+from .comfyui_servers import ComfyUIServer, PromptEvents, server_for
 from .wire import client_timeout, sniff_mime_type, verified_mime_type
 
 log = logging.getLogger(__name__)
@@ -73,7 +73,6 @@ DEFAULT_OUTAGE = 300.0  # seconds a render waits for an unreachable server
 CHECK_SECONDS = 5.0  # how often a running prompt is looked for in the history and queue
 MAX_REQUEUES = 3  # lost prompts queued again before the render gives up for this attempt
 REQUEST_TIMEOUT = httpx.Timeout(60.0, connect=5.0)
-INTERRUPT_BY_ID_SINCE = (0, 3, 57)  # server.py post_interrupt honours "prompt_id" from here
 
 
 class ServerGone(Exception):
@@ -513,8 +512,7 @@ class _Job:
         """Take the prompt off the queue, and interrupt it if it is the one running."""
         try:
             server.http.post("/queue", json={"delete": [prompt_id]}, timeout=self.timeout)
-            version = parse_version(server.version(self.timeout))
-            if version is None or version < INTERRUPT_BY_ID_SINCE:
+            if not server.interrupts_by_id(server.version(self.timeout)):
                 # Before 0.3.57 /interrupt stops whatever runs, another
                 # client's prompt too: only send it while ours is running.
                 response = server.http.get("/queue", timeout=self.timeout)

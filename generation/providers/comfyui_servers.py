@@ -38,6 +38,7 @@ VERSION_SECONDS = 300.0  # how long a server's version is trusted before asking 
 CLASS_SECONDS = 60.0  # how long a node class's inputs (model lists) are trusted
 IDLE_SECONDS = 60.0  # a listener nobody waits on closes after this long
 REMEMBERED_PROMPTS = 2000  # prompts whose events are kept until their render reads them
+INTERRUPT_BY_ID_SINCE = (0, 3, 57)  # server.py post_interrupt honours "prompt_id" from here
 
 
 @dataclass
@@ -90,8 +91,21 @@ class ComfyUIServer:
         except (ValueError, AttributeError):
             text = ""
         with self._lock:
+            first = self._version is None
             self._version = (time.monotonic(), text)
+        if first and not self.interrupts_by_id(text):
+            log.warning(
+                "ComfyUI at %s reports version %r; before 0.3.57 /interrupt stops whatever "
+                "runs, so it is sent only while our own prompt is running. Upgrade ComfyUI.",
+                self.url,
+                text,
+            )
         return text
+
+    @staticmethod
+    def interrupts_by_id(version: str) -> bool:
+        parsed = parse_version(version)
+        return parsed is not None and parsed >= INTERRUPT_BY_ID_SINCE
 
     def class_info(self, class_type: str, timeout, *, fresh: bool = False) -> dict | None:
         """`/object_info/{class}`: the class's inputs, or None when the server lacks it."""

@@ -301,8 +301,8 @@ class FakeComfyUI(LocalServer):
                 "node_type": job.workflow[sampler]["class_type"],
                 "executed": [],
             }
-            self._finish(job, send, "error", [*messages, ["execution_interrupted", data]], {})
             self.stopped.append(job.prompt_id)
+            self._finish(job, send, "error", [*messages, ["execution_interrupted", data]], {})
             return
         if job.scenario == "execution_error":
             data = {
@@ -340,9 +340,9 @@ class FakeComfyUI(LocalServer):
                 )
         success = ["execution_success", _stamp(job)]
         job.done = True
+        self.executed.append(job.prompt_id)  # before a client can hear of it
         send(*success)  # execution.py sends it before the history entry exists
         self._finish(job, send, "success", [*messages, success], outputs)
-        self.executed.append(job.prompt_id)
 
     def _finish(self, job: Job, send, status: str, messages: list, outputs: dict) -> None:
         job.done = True

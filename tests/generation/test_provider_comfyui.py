@@ -36,12 +36,6 @@ WORKFLOWS = Path(__file__).resolve().parents[2] / "generation/providers/comfyui_
 SHIPPED = {"flash": WORKFLOWS / "draft.json", "pro": WORKFLOWS / "quality.json"}
 
 
-@pytest.fixture(scope="module")
-def fake_server():
-    with FakeComfyUI() as server:
-        yield server
-
-
 @pytest.fixture(autouse=True)
 def no_slots_left_over(settings):
     """Slots and down marks live in Redis; a test starts with none."""
@@ -52,9 +46,11 @@ def no_slots_left_over(settings):
 
 
 @pytest.fixture
-def comfy(fake_server):
-    fake_server.reset()
-    return fake_server
+def comfy():
+    """A fresh server per test: what this process learned about one (its version, a
+    websocket that failed a moment ago) must not carry over to the next test."""
+    with FakeComfyUI() as server:
+        yield server
 
 
 def make_provider(url_or_servers, **kw) -> ComfyUIProvider:
@@ -470,7 +466,7 @@ def old_comfy():
         yield server
 
 
-def test_on_an_old_server_a_cancel_does_not_interrupt_another_clients_job(old_comfy):
+def test_on_an_old_server_a_cancel_does_not_interrupt_another_clients_job(old_comfy, caplog):
     other = old_comfy.put(
         {"9": {"class_type": "PreviewImage", "inputs": {}}}, "other", ["9"], "slow"
     )
@@ -484,6 +480,7 @@ def test_on_an_old_server_a_cancel_does_not_interrupt_another_clients_job(old_co
     assert old_comfy.interrupts == []  # it would have stopped the other client's job
     assert old_comfy.running is other and old_comfy.stopped == []
     assert old_comfy.pending == []  # ours was taken off the queue
+    assert "reports version '0.3.50'; before 0.3.57 /interrupt stops whatever" in caplog.text
     old_comfy.interrupt(None)
 
 
