@@ -481,7 +481,11 @@ def test_on_an_old_server_a_cancel_does_not_interrupt_another_clients_job(old_co
     assert old_comfy.running is other and old_comfy.stopped == []
     assert old_comfy.pending == []  # ours was taken off the queue
     assert "reports version '0.3.50'; before 0.3.57 /interrupt stops whatever" in caplog.text
-    old_comfy.interrupt(None)
+    # What the provider avoided: on this server an interrupt naming our prompt
+    # stops the other client's job.
+    with httpx.Client(base_url=old_comfy.url) as someone:
+        someone.post("/interrupt", json={"prompt_id": "ours, long gone"})
+    wait_for(lambda: old_comfy.stopped == [other.prompt_id])
 
 
 def test_on_an_old_server_our_running_job_is_still_interrupted(old_comfy):
