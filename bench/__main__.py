@@ -38,7 +38,7 @@ class Context:
 
 
 def benchmarks():
-    from . import comfyui, ingest, ledger, pages, pipeline
+    from . import comfyui, ingest, lanes, ledger, pages, pipeline
 
     return [
         ("B1", pipeline.b1_overhead),
@@ -46,6 +46,10 @@ def benchmarks():
         ("B4", pipeline.b4_fairness),
         ("B3", pipeline.b3_isolation),
         ("M1", pipeline.worker_memory_4k),
+        ("B11", lanes.b11_flash_grid_at_latency),
+        ("B12", lanes.b12_pro_grid_at_latency),
+        ("B13", lanes.b13_quota_bound),
+        ("B14", lanes.b14_memory_in_flight),
         ("B5", pages.b5_project_page),
         ("B6", pages.b6_grid_poll),
         ("B7", pages.b7_history),

@@ -26,15 +26,15 @@ class Workers:
             [
                 sys.executable, "-m", "celery", "-A", "bench.worker_app", "worker", "-Q", lane,
                 "-n", f"{name}@%h", "--concurrency", str(concurrency), "--loglevel", "WARNING",
-                "--without-gossip", "--without-mingle", "--without-heartbeat", "-P", "prefork",
+                "--without-gossip", "--without-mingle", "--without-heartbeat", "-P", "threads",
             ],
             cwd=BASE_DIR,
             env={**os.environ, "PYTHONUNBUFFERED": "1", **{k: str(v) for k, v in env.items()}},
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
-        self._wait_ready(lane, name, concurrency)
+        self._wait_ready(lane, name)
 
-    def _wait_ready(self, lane: str, name: str, concurrency: int, timeout: float = 60) -> None:
+    def _wait_ready(self, lane: str, name: str, timeout: float = 60) -> None:
         from studio.celery import app
 
         deadline = time.monotonic() + timeout
@@ -43,31 +43,22 @@ class Workers:
                 raise RuntimeError(f"the {lane} worker exited; see {self.log_dir}")
             replies = app.control.inspect(timeout=0.5).active_queues() or {}
             if any(host.startswith(f"{name}@") and queues for host, queues in replies.items()):
-                if len(self.pool_pids(lane)) >= concurrency:
-                    return
+                return
             time.sleep(0.1)
         raise RuntimeError(f"the {lane} worker did not come up within {timeout:.0f} s")
 
-    def pool_pids(self, lane: str) -> list[int]:
-        """The prefork children that run the jobs."""
+    def peak_rss_mb(self, lane: str) -> float:
+        """The highest resident memory the lane's worker process has reached (VmHWM).
+
+        The lane runs its renders on threads, so one process holds them all."""
         pid = self.processes[lane].pid
         try:
-            text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
         except OSError:
-            return []
-        return [int(p) for p in text.split()]
-
-    def peak_rss_mb(self, lane: str) -> float:
-        """The highest resident memory any job process of the lane has reached (VmHWM)."""
-        peaks = []
-        for pid in self.pool_pids(lane):
-            try:
-                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                    if line.startswith("VmHWM:"):
-                        peaks.append(int(line.split()[1]) / 1024)
-            except OSError:
-                continue
-        return max(peaks, default=0.0)
+            pass
+        return 0.0
 
     def stop(self, lane: str) -> None:
         process = self.processes.pop(lane)

@@ -125,7 +125,16 @@ class HoldAdmin(ReadOnlyAdmin):
 
 @admin.register(Purchase)
 class PurchaseAdmin(ReadOnlyAdmin):
-    list_display = ["created", "wallet", "pack", "credits", "amount", "status", "amount_refunded"]
+    list_display = [
+        "created",
+        "wallet",
+        "pack",
+        "credits",
+        "amount",
+        "status",
+        "amount_refunded",
+        "disputed",
+    ]
     list_filter = ["status"]
 
 

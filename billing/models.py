@@ -283,11 +283,26 @@ class Purchase(models.Model):
     currency = models.CharField(max_length=3)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     session_id = models.CharField(max_length=255, unique=True, null=True, blank=True)
+    # Learnt from whichever event names it first: the paid session, or a refund
+    # or dispute that Stripe delivered before it (see purchases.purchase_for_payment).
     payment_intent = models.CharField(max_length=255, blank=True, db_index=True)
+    # Refunds and disputes are recorded whether or not the pack is credited yet;
+    # crediting applies what is recorded.
     amount_refunded = models.PositiveIntegerField(default=0)
     credits_clawed_back = models.PositiveBigIntegerField(default=0)
+    disputed = models.DateTimeField(null=True, blank=True)
     created = models.DateTimeField(default=timezone.now)
     fulfilled = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            # One payment pays for one purchase: a refund can never reach two.
+            models.UniqueConstraint(
+                fields=["payment_intent"],
+                condition=~Q(payment_intent=""),
+                name="one_purchase_per_payment_intent",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"Purchase {self.pk}: {self.credits:,} credits ({self.get_status_display()})"

@@ -245,8 +245,9 @@ def buy(request, slug):
             success_url=request.build_absolute_uri(reverse("billing-bought", args=[slug])),
             cancel_url=back,
         )
-    except (Refusal, stripe.StripeError) as error:
-        messages.error(request, f"Could not start the payment: {error}")
+    except Refusal as error:
+        # Says what happened in words; the SDK's own text is in the log.
+        messages.error(request, str(error))
         return redirect("billing", slug=slug)
     return redirect(checkout_url, permanent=False)
 

@@ -2,7 +2,10 @@
 
 The event row and everything the event changes commit together, so a crash
 half-way leaves neither and Stripe's retry does the whole job; a replay of
-a handled event finds its id and changes nothing.
+a handled event finds its id and changes nothing. Stripe sends events in no
+set order; a refund or dispute that comes before its payment's
+checkout.session.completed first links its purchase, asking Stripe, outside
+that transaction.
 """
 
 from __future__ import annotations
@@ -45,6 +48,10 @@ def _dispute_created(dispute) -> str:
     return "wallet frozen" if purchases.purchase_disputed(dispute) else "dispute ignored"
 
 
+# Events about a payment, not a session: their purchase may not know its payment
+# intent yet, and is linked (asking Stripe) before the event is handled.
+PAYMENT_EVENTS = {"charge.refunded", "charge.dispute.created"}
+
 HANDLERS = {
     "checkout.session.completed": _session_completed,
     "checkout.session.async_payment_succeeded": _async_succeeded,
@@ -69,6 +76,14 @@ def stripe_event_receive(*, payload: bytes, signature: str | None) -> tuple[int,
         return 400, "The payload is not a Stripe event."
     event = purchases.as_dict(event)
     handler = HANDLERS.get(event.get("type"))
+    replay = StripeEvent.objects.filter(event_id=event["id"]).exists()
+    if event.get("type") in PAYMENT_EVENTS and not replay:
+        try:
+            purchases.purchase_link_payment(event["data"]["object"].get("payment_intent") or "")
+        except stripe.StripeError as error:
+            # Not recorded: Stripe retries the event, and asks again then.
+            log.warning("Stripe event %s waits: %s", event["id"], error)
+            return 503, "Could not ask Stripe which purchase this payment is; retry later."
     try:
         with transaction.atomic():
             StripeEvent.objects.create(event_id=event["id"], type=event.get("type", ""))

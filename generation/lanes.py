@@ -33,6 +33,11 @@ def dispatch(lane: str, generation_ids: list[int], *, countdown: float = 0) -> N
     transaction.on_commit(lambda: _send_tokens(lane, ids, countdown))
 
 
+def dispatch_now(lane: str, generation_ids: list[int]) -> None:
+    """Send tokens at once, outside any transaction (a token handing itself back)."""
+    _send_tokens(lane, list(generation_ids), 0)
+
+
 def _send_tokens(lane: str, generation_ids: list[int], countdown: float) -> None:
     from .tasks import run_lane
 
@@ -51,31 +56,52 @@ def _send_tokens(lane: str, generation_ids: list[int], countdown: float) -> None
         Generation.objects.filter(pk__in=generation_ids[:sent]).update(dispatched_at=timezone.now())
 
 
-def claim_next(lane: str) -> Generation | None:
-    """Claim the fairest runnable job in the lane, or None.
+def fairest_queued(
+    lane: str, *, provider: str | None = None, lock: bool = False
+) -> Generation | None:
+    """The job the lane should run next.
 
     Fair: among members with runnable jobs, the one whose last job in this
-    lane started longest ago goes first; within a member, oldest first. The
-    claim is a conditional UPDATE (queued -> running) checked by row count,
-    so two workers never run the same job.
+    lane started longest ago goes first; within a member, oldest first.
+    With `lock` (inside a transaction), the row is locked for the caller and
+    rows other claimers hold are skipped, so fifty threads claiming at once
+    each get a different job instead of all racing for the same one.
     """
-    for _ in range(5):
-        now = timezone.now()
-        runnable = Generation.objects.filter(tier=lane, status=Status.QUEUED).exclude(
-            not_before__gt=now
+    now = timezone.now()
+    runnable = Generation.objects.filter(tier=lane, status=Status.QUEUED).exclude(
+        not_before__gt=now
+    )
+    if provider is not None:
+        runnable = runnable.filter(provider=provider)
+    members = set(runnable.values_list("member_id", flat=True).distinct())
+    turns = dict(
+        LaneTurn.objects.filter(lane=lane, member_id__in=members).values_list(
+            "member_id", "last_started"
         )
-        members = set(runnable.values_list("member_id", flat=True).distinct())
-        if not members:
-            return None
-        turns = dict(
-            LaneTurn.objects.filter(lane=lane, member_id__in=members).values_list(
-                "member_id", "last_started"
-            )
-        )
-        member = min(members, key=lambda m: (turns.get(m) is not None, turns.get(m) or now, m))
-        candidate = runnable.filter(member_id=member).order_by("created", "id").first()
+    )
+    for member in sorted(members, key=lambda m: (turns.get(m) is not None, turns.get(m) or now, m)):
+        jobs = runnable.filter(member_id=member).order_by("created", "id")
+        if lock:
+            # PostgreSQL; SQLite ignores it, its write transactions run one at a time.
+            jobs = jobs.select_for_update(skip_locked=True, of=("self",))
+        candidate = jobs.first()
+        if candidate is not None:
+            return candidate
+    return None
+
+
+def claim_next(lane: str, *, provider: str | None = None) -> Generation | None:
+    """Claim the fairest runnable job in the lane (of one provider, if given), or None.
+
+    None means no job is left to claim: a claim never loses a race, so every
+    lane token that finds work runs it. The queued -> running update stays
+    conditional and checked by row count all the same.
+    """
+    with transaction.atomic():
+        candidate = fairest_queued(lane, provider=provider, lock=True)
         if candidate is None:
-            continue
+            return None
+        now = timezone.now()
         lease = now + timedelta(seconds=settings.GENERATION_LEASE_SECONDS)
         claimed = Generation.objects.filter(pk=candidate.pk, status=Status.QUEUED).update(
             status=Status.RUNNING,
@@ -84,13 +110,13 @@ def claim_next(lane: str) -> Generation | None:
             started_at=now,
             changed_at=now,
         )
-        if claimed:
-            LaneTurn.objects.update_or_create(
-                lane=lane, member_id=member, defaults={"last_started": now}
-            )
-            # What the render needs, in the one read that confirms the claim.
-            return Generation.objects.select_related("batch", "parent__asset").get(pk=candidate.pk)
-    return None
+        if not claimed:
+            return None
+        LaneTurn.objects.update_or_create(
+            lane=lane, member_id=candidate.member_id, defaults={"last_started": now}
+        )
+    # What the render needs, in the one read that confirms the claim.
+    return Generation.objects.select_related("batch", "parent__asset").get(pk=candidate.pk)
 
 
 def sweep(now=None) -> dict[str, int]:

@@ -1,6 +1,13 @@
 """Running one claimed job: call the provider, store the image, settle the credits.
 
-The provider call and the image encoding happen outside any transaction.
+A lane thread first takes a slot on the provider's quota, then claims the
+fairest job: claiming only once a request can really be sent keeps the lane
+fair when the quota is the bottleneck (a job claimed early would wait in
+front of a teammate's later, fairer one).
+
+The provider call and the image encoding happen outside any transaction,
+and with no database connection held: a worker keeps dozens of renders in
+flight, and a connection per waiting render would exhaust PostgreSQL's.
 Finishing is one short transaction: a conditional update that only succeeds
 for the attempt that holds the lease, plus the capture (or release) keyed by
 generation, so a repeated delivery or a late worker can never charge twice.
@@ -8,16 +15,17 @@ generation, so a repeated delivery or a late worker can never charge twice.
 
 import logging
 import random
+import time
 from datetime import timedelta
 
-from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
-from django.db import transaction
+from django.db import connections, transaction
 from django.utils import timezone
 
 from billing.services import hold_capture, hold_release
 
-from . import lanes
+from . import lanes, quotas
+from .cpu_slots import cpu_slot
 from .imaging import UnusableImage, make_renditions
 from .models import Batch, Generation, Status
 from .providers import (
@@ -25,6 +33,7 @@ from .providers import (
     CanceledError,
     PermanentError,
     ProviderError,
+    RateLimitedError,
     RenderRequest,
     TransientError,
     provider_named,
@@ -33,17 +42,36 @@ from .storage import asset_store, read
 
 log = logging.getLogger(__name__)
 
+# How long a lane token waits for a quota slot before handing itself back to
+# the broker; well under the broker's visibility timeout.
+QUOTA_WAIT_SECONDS = 60
+
 
 def lane_run(lane: str) -> int | None:
-    """Claim the fairest job in the lane and run it; the id it ran, or None."""
-    generation = lanes.claim_next(lane)
-    if generation is None:
+    """Take a quota slot, claim the fairest job in the lane and run it; the id it ran, or None."""
+    candidate = lanes.fairest_queued(lane)
+    if candidate is None:
         return None
-    generation_render(generation)
+    credential = quotas.credential_for(candidate.provider)
+    slot = quotas.acquire(
+        credential,
+        lease_seconds=settings.RENDER_DEADLINE_SECONDS + 30,
+        wait_seconds=QUOTA_WAIT_SECONDS,
+    )
+    if slot is None:
+        # The quota stayed full: the job keeps its place, and a fresh token
+        # will ask again, so this thread is not tied up for hours.
+        lanes.dispatch_now(lane, [candidate.pk])
+        return None
+    with slot:
+        generation = lanes.claim_next(lane, provider=candidate.provider)
+        if generation is None:
+            return None
+        generation_render(generation, slot=slot)
     return generation.pk
 
 
-def _request_for(generation: Generation) -> tuple[RenderRequest, dict]:
+def _request_for(generation: Generation, deadline: float) -> tuple[RenderRequest, dict]:
     batch = generation.batch
     references = list(batch.references.all())
     images = [read(r.image.name) for r in references]
@@ -63,6 +91,7 @@ def _request_for(generation: Generation) -> tuple[RenderRequest, dict]:
         cancel_check=lambda: Batch.objects.filter(
             pk=generation.batch_id, canceled_at__isnull=False
         ).exists(),
+        deadline=deadline,
     )
     meta = {
         "prompt": generation.prompt,
@@ -79,13 +108,27 @@ def _request_for(generation: Generation) -> tuple[RenderRequest, dict]:
     return request, meta
 
 
-def generation_render(generation: Generation) -> None:
+def generation_render(generation: Generation, *, slot: quotas.Slot | None = None) -> None:
+    """Render a claimed job and settle it. `slot` is its quota slot, given
+    back as soon as the provider has answered (before the local work)."""
     attempt = generation.attempts
+    deadline = time.monotonic() + settings.RENDER_DEADLINE_SECONDS
+    slot = slot or quotas.Slot(quotas.credential_for(generation.provider), None)
     try:
-        request, meta = _request_for(generation)
-        # The provider chosen at submit, even if the team has switched since.
-        result = provider_named(generation.provider).render(request)
-        renditions = make_renditions(result.image, meta)
+        request, meta = _request_for(generation, deadline)
+        _close_idle_connections()
+        try:
+            # The provider chosen at submit, even if the team has switched since.
+            result = provider_named(generation.provider).render(request)
+        except RateLimitedError as error:
+            slot.throttled(error.retry_after)
+            raise
+        except BaseException:
+            slot.release()
+            raise
+        slot.succeeded()
+        with cpu_slot():
+            renditions = make_renditions(result.image, meta)
         asset = asset_store(team_id=generation.team_id, renditions=renditions)
     except CanceledError:
         generation_fail(
@@ -103,9 +146,6 @@ def generation_render(generation: Generation) -> None:
     except TransientError as error:
         _retry_or_fail(generation, error.message, error.retry_after, attempt)
         return
-    except SoftTimeLimitExceeded:
-        _retry_or_fail(generation, "The render took too long.", None, attempt)
-        return
     except (PermanentError, ProviderError) as error:
         generation_fail(generation.pk, status=Status.FAILED, message=error.message, attempt=attempt)
         return
@@ -122,6 +162,13 @@ def generation_render(generation: Generation) -> None:
         _retry_or_fail(generation, "Something went wrong while rendering.", None, attempt)
         return
     generation_succeed(generation, asset=asset, usage=result.usage, attempt=attempt)
+
+
+def _close_idle_connections() -> None:
+    """Give this thread's database connections back while it waits on the provider."""
+    for connection in connections.all(initialized_only=True):
+        if not connection.in_atomic_block:
+            connection.close()
 
 
 def generation_succeed(generation: Generation, *, asset, usage: dict, attempt: int) -> bool:

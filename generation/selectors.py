@@ -18,6 +18,7 @@ from django.core.cache import cache
 from django.db.models import OuterRef, Q, Subquery
 from django.utils import timezone
 
+from . import quotas
 from .models import OUTSTANDING, Batch, Generation, Project, Reference, Status
 
 # Three grids of up to 50 keep the page under 50 ms; older ones load on demand.
@@ -72,6 +73,7 @@ class Progress:
     running: int = 0
     eta_seconds: int | None = None
     next_place: int | None = None
+    waiting_for: str = ""  # "Gemini's rate limit" when the quota holds the grid back
 
     @property
     def finished(self) -> int:
@@ -123,17 +125,23 @@ def progress_of(generations) -> Progress:
     return progress
 
 
-def lane_pace(tier: str) -> float | None:
-    """Seconds between finished images in the lane lately (its throughput), or None.
+@dataclass(frozen=True)
+class LanePace:
+    between_finishes: float  # seconds between finished images lately: the lane's throughput
+    render_seconds: float  # the median time one render took, claim to finish
 
-    Measured from the spacing of the last finishes, so it already reflects
-    how many workers the lane has. Cached briefly: every polling grid of the
-    lane asks, and the answer moves slowly.
+
+def lane_pace(tier: str) -> LanePace | None:
+    """How the lane has been going lately, or None when it has not run.
+
+    Measured from the last finishes, so it already reflects how many renders
+    are in flight and how tight the provider's quota is. Cached briefly:
+    every polling grid of the lane asks, and the answer moves slowly.
     """
     key = f"gallery:lane-pace:{tier}"
     pace = cache.get(key)
     if pace is not None:
-        return pace or None
+        return LanePace(*pace) if pace else None
     recent = list(
         Generation.objects.filter(
             tier=tier,
@@ -144,15 +152,16 @@ def lane_pace(tier: str) -> float | None:
         .order_by("-finished_at")
         .values_list("started_at", "finished_at")[:PACE_SAMPLE]
     )
-    pace = 0.0
+    durations = sorted((f - s).total_seconds() for s, f in recent if s and f)
+    render_seconds = durations[len(durations) // 2] if durations else 0.0
+    between = 0.0
     if len(recent) >= 3:
-        span = (recent[0][1] - recent[-1][1]).total_seconds()
-        pace = span / (len(recent) - 1)
-    if pace <= 0 and recent:
-        durations = [(f - s).total_seconds() for s, f in recent if s and f]
-        pace = sum(durations) / len(durations) if durations else 0.0
+        between = (recent[0][1] - recent[-1][1]).total_seconds() / (len(recent) - 1)
+    if between <= 0:
+        between = render_seconds
+    pace = (between, render_seconds) if render_seconds > 0 else ()
     cache.set(key, pace, PACE_CACHE_SECONDS)
-    return pace or None
+    return LanePace(*pace) if pace else None
 
 
 def _place_in_lane(tiles: list[Generation]) -> None:
@@ -178,15 +187,34 @@ def _place_in_lane(tiles: list[Generation]) -> None:
 
 
 def _estimate(grid: Grid) -> None:
+    """Time left from the lane's measured pace, and what the grid waits for.
+
+    A running image is done about one render's time after it started; a
+    queued one at place p starts once p images ahead have started, at the
+    lane's pace, then takes a render's time. When the provider's quota is
+    what holds the lane back, the grid says so.
+    """
     progress = grid.progress
     if progress.is_finished:
         return
     places = [t.place for t in grid.tiles if getattr(t, "place", None)]
     progress.next_place = min(places) if places else None
+    if progress.queued:
+        credential = quotas.credential_for(grid.batch.provider)
+        state = quotas.state(credential)
+        if state is not None and state.is_bottleneck(credential):
+            progress.waiting_for = f"{credential.label}'s rate limit"
     pace = lane_pace(grid.batch.tier)
-    if pace:
-        waiting = max(places) if places else progress.running
-        progress.eta_seconds = round(pace * max(waiting, 1))
+    if pace is None:
+        return
+    now = timezone.now()
+    running = [
+        max(0.0, pace.render_seconds - (now - t.started_at).total_seconds())
+        for t in grid.tiles
+        if t.status == Status.RUNNING and t.started_at
+    ]
+    queued = max(places) * pace.between_finishes + pace.render_seconds if places else 0.0
+    progress.eta_seconds = round(max([queued, *running, 1.0]))
 
 
 def to_micros(moment: datetime) -> int:
@@ -308,7 +336,7 @@ def batch_changes(*, team, pk: int, since: datetime | None) -> Changes | None:
     changed = [g for g in generations if since is None or g.changed_at > since]
     progress = progress_of(generations)
     _place_in_lane(generations)
-    batch = Batch(pk=pk, tier=generations[0].tier, team=team)
+    batch = Batch(pk=pk, tier=generations[0].tier, provider=generations[0].provider, team=team)
     grid = Grid(batch=batch, tiles=generations, progress=progress)
     _estimate(grid)
     settled = sum(1 for g in changed if g.status not in OUTSTANDING and not g.archived)

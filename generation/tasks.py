@@ -1,9 +1,11 @@
 """Celery tasks: thin wrappers that name a lane and call the service."""
 
 import logging
+import time
 
 from celery import shared_task
 from celery.signals import worker_ready
+from django.core.cache import cache
 
 from . import lanes, rendering
 from .providers import configured_model_problems
@@ -17,8 +19,22 @@ def run_lane(lane: str) -> int | None:
     return rendering.lane_run(lane)
 
 
+SWEEP_PERIOD_SECONDS = 30
+
+
 @shared_task(name="generation.tasks.sweep_leases")
 def sweep_leases() -> dict:
+    """The lease sweeper, once per period however many schedulers send it.
+
+    A deployment should run one scheduler, but a second one (two hosts both
+    started with beat) must be harmless: the first sweep of each period
+    takes the period's key, later ones in that period do nothing. Sweeping
+    twice would be safe anyway (every move is conditional); this keeps the
+    attempts counted once.
+    """
+    period = int(time.time() // SWEEP_PERIOD_SECONDS)
+    if not cache.add(f"sweep-leases:{period}", 1, timeout=SWEEP_PERIOD_SECONDS * 2):
+        return {"skipped": 1}
     return lanes.sweep()
 
 

@@ -8,6 +8,7 @@ sweeper, the ledger reconcile) run from the beat scheduler.
 import os
 
 from celery import Celery
+from celery.signals import celeryd_init
 from kombu import Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "studio.settings")
@@ -20,6 +21,21 @@ app.conf.beat_schedule = {
     "reconcile-wallets": {"task": "billing.tasks.reconcile_wallets", "schedule": 3600.0},
 }
 app.autodiscover_tasks()
+
+
+@celeryd_init.connect
+def size_the_pool_by_lane(sender=None, conf=None, options=None, **kwargs) -> None:
+    """A worker started for one lane keeps that lane's renders in flight
+    (FLASH_IN_FLIGHT or PRO_IN_FLIGHT threads) unless --concurrency says otherwise."""
+    from django.conf import settings
+
+    queues = (options or {}).get("queues") or []
+    if isinstance(queues, str):
+        queues = queues.split(",")
+    sizes = {"flash": settings.FLASH_IN_FLIGHT, "pro": settings.PRO_IN_FLIGHT}
+    lanes = [sizes[q.strip()] for q in queues if q.strip() in sizes]
+    if lanes:
+        conf.worker_concurrency = sum(lanes)
 
 
 @app.task(name="studio.ping_lane")

@@ -152,11 +152,11 @@ def manage(*args: str, env: dict[str, str]) -> None:
     subprocess.run([PYTHON, "manage.py", *args], cwd=BASE_DIR, env=env, check=True)
 
 
-def worker_args(lane: str, concurrency: int) -> list[str]:
+def worker_args(lane: str) -> list[str]:
+    """A lane's worker: a threads pool sized by FLASH_IN_FLIGHT / PRO_IN_FLIGHT."""
     return [
         PYTHON, "-m", "celery", "-A", "studio", "worker", "-Q", lane, "-n", f"{lane}@%h",
-        "--concurrency", str(concurrency), "--loglevel", "INFO", "--without-gossip",
-        "--without-mingle",
+        "--loglevel", "INFO", "--without-gossip", "--without-mingle",
     ]  # fmt: skip
 
 
@@ -175,14 +175,11 @@ def run() -> int:
 
         signal.signal(signal.SIGINT, on_signal)
         signal.signal(signal.SIGTERM, on_signal)
-        cores = os.cpu_count() or 2
         supervisor.start(
             "web", [PYTHON, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"]
         )
-        supervisor.start(
-            "flash", worker_args("flash", int(os.environ.get("FLASH_CONCURRENCY", cores)))
-        )
-        supervisor.start("pro", worker_args("pro", int(os.environ.get("PRO_CONCURRENCY", 2))))
+        supervisor.start("flash", worker_args("flash"))
+        supervisor.start("pro", worker_args("pro"))
         supervisor.start(
             "beat",
             [PYTHON, "-m", "celery", "-A", "studio", "beat", "--loglevel", "INFO",
@@ -218,7 +215,10 @@ def main(argv: list[str]) -> int:
     if command == "run":
         return run()
     if command == "test":
-        return run_tool("pytest", rest, folder_name="test-redis")
+        # Temporary folders of our own: pytest prunes the shared /tmp ones,
+        # which would pull files from under another checkout's running tests.
+        basetemp = ["--basetemp", str(data_dir() / "test-tmp")]
+        return run_tool("pytest", [*basetemp, *rest], folder_name="test-redis")
     return run_tool("bench", rest, folder_name="bench-redis")
 
 

@@ -23,6 +23,28 @@ def env_int(name: str, default: int) -> int:
     return int(os.environ.get(name, default))
 
 
+def env_limit(name: str, default: str = "") -> int | None:
+    """A positive whole number from NAME, or None (no limit) when it is empty.
+
+    Quotas and pool sizes that are 0, negative or not a number would either
+    stop a lane for good or mean nothing, so they are refused at start.
+    """
+    text = os.environ.get(name, default).strip()
+    if not text:
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        from django.core.exceptions import ImproperlyConfigured
+
+        raise ImproperlyConfigured(
+            f"{name} must be a whole number of at least 1 (or empty for no limit); got {text!r}."
+        )
+    return value
+
+
 def env_list(name: str, default: str) -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
@@ -56,7 +78,7 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
 SITE_URL = os.environ.get("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "studio.apps.StudioAdminConfig",  # django.contrib.admin, sign-in throttled
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -218,18 +240,25 @@ CACHES = {
 }
 
 # Celery: at-least-once delivery. A task is acknowledged after it ran, is
-# re-delivered when its worker dies, and a worker takes one job at a time so
-# a slow render never holds a second job hostage. The broker's visibility
-# timeout must exceed the hard time limit or Redis re-delivers jobs that are
-# still running.
+# re-delivered when its worker dies, and each of a worker's threads takes one
+# job at a time so a slow render never holds a second job hostage. Lane
+# workers run the threads pool, which cannot kill a task: TASK_TIME_LIMIT is
+# enforced by each render's own deadline (RENDER_DEADLINE_SECONDS, below).
+# The broker's visibility timeout must exceed it or Redis re-delivers jobs
+# that are still running.
 CELERY_BROKER_URL = REDIS_URL
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Threads, not processes: a lane worker spends its time waiting on remote
+# models, so it keeps FLASH_IN_FLIGHT / PRO_IN_FLIGHT renders open at once
+# (studio/celery.py sizes the pool by the lane it serves). Threads rather
+# than gevent: no monkey-patching under Django, psycopg and Pillow, and the
+# CPU-bound steps release the GIL inside Pillow.
+CELERY_WORKER_POOL = "threads"
 CELERY_TASK_TIME_LIMIT = env_int("TASK_TIME_LIMIT", 420)
-CELERY_TASK_SOFT_TIME_LIMIT = CELERY_TASK_TIME_LIMIT - 20
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": CELERY_TASK_TIME_LIMIT + 180,
     "socket_connect_timeout": 3,
@@ -289,6 +318,41 @@ GENERATION_MAX_ATTEMPTS = env_int("GENERATION_MAX_ATTEMPTS", 4)
 GENERATION_RETRY_BASE_SECONDS = float(os.environ.get("GENERATION_RETRY_BASE_SECONDS", "2"))
 GENERATION_LEASE_SECONDS = env_int("GENERATION_LEASE_SECONDS", CELERY_TASK_TIME_LIMIT + 30)
 
+# Renders in flight per lane worker (its threads). A render is mostly waiting
+# on a remote model, so this is not bounded by the cores; the CPU-bound steps
+# (decoding, thumbnails, the offline renderer's drawing) share
+# RENDER_CPU_SLOTS per worker process, which also bounds full-size decodes in
+# memory.
+FLASH_IN_FLIGHT = env_limit("FLASH_IN_FLIGHT", "50")
+PRO_IN_FLIGHT = env_limit("PRO_IN_FLIGHT", "16")
+RENDER_CPU_SLOTS = env_limit("RENDER_CPU_SLOTS", str(os.cpu_count() or 2))
+# Every render ends (succeeded, or failed/retried and released) within this.
+RENDER_DEADLINE_SECONDS = env_limit("RENDER_DEADLINE_SECONDS", str(CELERY_TASK_TIME_LIMIT - 60))
+# Provider quotas, per credential (an API key, a ComfyUI server list), shared
+# by every worker on every host through Redis. Empty means no limit of ours.
+PROVIDER_QUOTAS = {
+    "gemini": {
+        "in_flight": env_limit("GEMINI_MAX_IN_FLIGHT"),
+        "requests_per_minute": env_limit("GEMINI_REQUESTS_PER_MINUTE"),
+        "images_per_minute": env_limit("GEMINI_IMAGES_PER_MINUTE"),
+    },
+    "openai": {
+        "in_flight": env_limit("OPENAI_MAX_IN_FLIGHT"),
+        "requests_per_minute": env_limit("OPENAI_REQUESTS_PER_MINUTE"),
+        "images_per_minute": env_limit("OPENAI_IMAGES_PER_MINUTE"),
+    },
+    "comfyui": {
+        "in_flight": env_limit("COMFYUI_MAX_IN_FLIGHT"),
+        "requests_per_minute": env_limit("COMFYUI_REQUESTS_PER_MINUTE"),
+        "images_per_minute": env_limit("COMFYUI_IMAGES_PER_MINUTE"),
+    },
+    "offline": {
+        "in_flight": env_limit("OFFLINE_MAX_IN_FLIGHT"),
+        "requests_per_minute": env_limit("OFFLINE_REQUESTS_PER_MINUTE"),
+        "images_per_minute": env_limit("OFFLINE_IMAGES_PER_MINUTE"),
+    },
+}
+
 # Billing.
 TOP_UP_CEILING = env_int("TOP_UP_CEILING", 10_000_000)
 STRIPE_SECRET_KEY = env_secret("STRIPE_SECRET_KEY")
@@ -299,6 +363,10 @@ LOW_BALANCE_THRESHOLD = env_int("LOW_BALANCE_THRESHOLD", 5_000)
 
 # Throttles (per minute).
 SIGNIN_ATTEMPTS_PER_MINUTE = env_int("SIGNIN_ATTEMPTS_PER_MINUTE", 5)
+# Reverse proxies in front of the web server that append to X-Forwarded-For.
+# 0 trusts no header and keys limits on the connecting address; behind one
+# proxy that address is the proxy's, shared by every visitor.
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
 SUBMITS_PER_MINUTE = env_int("SUBMITS_PER_MINUTE", 30)
 
 INVITE_VALID_DAYS = env_int("INVITE_VALID_DAYS", 7)

@@ -8,13 +8,7 @@ urlpatterns = [
     path("", teams.home, name="home"),
     path("signin/", accounts.SignInView.as_view(), name="signin"),
     path("signout/", auth_views.LogoutView.as_view(), name="signout"),
-    path(
-        "account/password/",
-        auth_views.PasswordChangeView.as_view(
-            template_name="studio/password.html", success_url="/account/password/done/"
-        ),
-        name="password-change",
-    ),
+    path("account/password/", accounts.PasswordChange.as_view(), name="password-change"),
     path(
         "account/password/done/",
         auth_views.PasswordChangeDoneView.as_view(template_name="studio/password_done.html"),

@@ -140,32 +140,35 @@ class LaneWorkers:
         self.log_dir = log_dir
         self.processes: dict[str, subprocess.Popen] = {}
 
-    def start(self, lane: str, concurrency: int = 1) -> None:
-        log = open(self.log_dir / f"worker-{lane}.log", "ab")
-        self.processes[lane] = subprocess.Popen(
+    def start(self, lane: str, concurrency: int = 1, *, name: str = "", **env: str) -> None:
+        """A worker on `lane` with `concurrency` threads; `name` tells a second worker
+        of the same lane apart, `env` adds settings (quotas, latencies)."""
+        key = name or lane
+        log = open(self.log_dir / f"worker-{key}.log", "ab")
+        self.processes[key] = subprocess.Popen(
             [
                 sys.executable, "-m", "celery", "-A", "studio", "worker", "-Q", lane,
-                "-n", f"{lane}-test-{os.getpid()}@%h", "--concurrency", str(concurrency),
+                "-n", f"{key}-test-{os.getpid()}@%h", "--concurrency", str(concurrency),
                 "--loglevel", "INFO", "--without-gossip", "--without-mingle",
-                "--without-heartbeat", "-P", "prefork",
+                "--without-heartbeat", "-P", "threads",
             ],
-            cwd=BASE_DIR, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            cwd=BASE_DIR, env={**self.env, **env}, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True,
         )  # fmt: skip
-        self.wait_ready(lane)
+        self.wait_ready(key)
 
-    def wait_ready(self, lane: str, timeout: float = 30.0) -> None:
+    def wait_ready(self, key: str, timeout: float = 30.0) -> None:
         from studio.celery import app
 
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.processes[lane].poll() is not None:
-                raise RuntimeError(f"{lane} worker exited; see {self.log_dir}")
+            if self.processes[key].poll() is not None:
+                raise RuntimeError(f"{key} worker exited; see {self.log_dir}")
             replies = app.control.inspect(timeout=0.5).active_queues() or {}
-            for name, queues in replies.items():
-                if name.startswith(f"{lane}-test-{os.getpid()}@") and queues:
+            for host, queues in replies.items():
+                if host.startswith(f"{key}-test-{os.getpid()}@") and queues:
                     return
-        raise RuntimeError(f"{lane} worker did not come up within {timeout} s")
+        raise RuntimeError(f"{key} worker did not come up within {timeout} s")
 
     def kill(self, lane: str, sig: int = 9) -> None:
         process = self.processes.pop(lane)
@@ -217,7 +220,8 @@ def lane_workers(transactional_db, tmp_path, settings):
     }
     for name in ("FLASH_PROVIDER", "PRO_PROVIDER", "GEMINI_API_BASE", "GEMINI_API_KEY",
                  "OFFLINE_FLASH_LATENCY", "OFFLINE_PRO_LATENCY", "GENERATION_RETRY_BASE_SECONDS",
-                 "GENERATION_MAX_ATTEMPTS", "GENERATION_LEASE_SECONDS"):  # fmt: skip
+                 "GENERATION_MAX_ATTEMPTS", "GENERATION_LEASE_SECONDS",
+                 "RENDER_DEADLINE_SECONDS"):  # fmt: skip
         value = getattr(settings, name, None)
         if value is not None:
             env[name] = str(value)

@@ -26,6 +26,9 @@ class RenderRequest:
     # means the person canceled, so the provider stops the job and raises
     # CanceledError. Not part of what the request is, so not compared.
     cancel_check: Callable[[], bool] | None = field(default=None, compare=False)
+    # time.monotonic() by which the provider must have answered or given up:
+    # lane threads cannot be killed, so every wait is bounded by this instead.
+    deadline: float | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,13 @@ class TransientError(ProviderError):
     def __init__(self, message: str, detail: str = "", retry_after: float | None = None):
         super().__init__(message, detail)
         self.retry_after = retry_after
+
+
+class RateLimitedError(TransientError):
+    """The provider said 429: its quota for this credential is used up for now.
+
+    Every worker on the credential backs off together (generation.quotas), not
+    one job at a time."""
 
 
 class PermanentError(ProviderError):

@@ -21,6 +21,7 @@ from PIL import Image
 from .base import (
     BlockedError,
     PermanentError,
+    RateLimitedError,
     RenderRequest,
     RenderResult,
     TransientError,
@@ -28,8 +29,8 @@ from .base import (
 from .wire import (
     client_timeout,
     retry_after_header,
+    send_within,
     sniff_mime_type,
-    transport_errors,
     verified_mime_type,
 )
 
@@ -57,11 +58,11 @@ BLOCK_REASONS = frozenset(
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 TRANSIENT_MESSAGES = {
-    429: "Gemini's rate limit or quota was reached; the image will be retried.",
-    500: "Gemini had an internal error; the image will be retried.",
-    502: "Gemini could not be reached through its gateway; the image will be retried.",
-    503: "Gemini is overloaded right now; the image will be retried.",
-    504: "Gemini took too long to answer; the image will be retried.",
+    429: "Gemini's rate limit or quota was reached.",
+    500: "Gemini had an internal error.",
+    502: "Gemini could not be reached through its gateway.",
+    503: "Gemini is overloaded right now.",
+    504: "Gemini took too long to answer.",
 }
 
 
@@ -88,8 +89,15 @@ class GeminiProvider:
             )
         url = f"{self.api_base}/v1beta/models/{request.model}:generateContent"
         body = request_body(request)
-        with transport_errors("Gemini"), httpx.Client(timeout=self.timeout) as client:
-            response = client.post(url, json=body, headers={"x-goog-api-key": self.api_key})
+        response = send_within(
+            "Gemini",
+            "POST",
+            url,
+            json=body,
+            headers={"x-goog-api-key": self.api_key},
+            timeout=self.timeout,
+            deadline=request.deadline,
+        )
         if response.status_code != 200:
             raise http_error(response, model=request.model)
         return parse_answer(response.content, model=request.model)
@@ -144,6 +152,10 @@ def http_error(response: httpx.Response, *, model: str) -> TransientError | Perm
     status = error.get("status", "")
     text = error.get("message", "") or response.text[:500]
     detail = f"HTTP {code} {status}: {text}".strip()
+    if code == 429:
+        return RateLimitedError(
+            TRANSIENT_MESSAGES[code], detail=detail, retry_after=_retry_after(response, error)
+        )
     if code in RETRY_STATUSES:
         return TransientError(
             TRANSIENT_MESSAGES[code], detail=detail, retry_after=_retry_after(response, error)
@@ -169,7 +181,7 @@ def http_error(response: httpx.Response, *, model: str) -> TransientError | Perm
         return PermanentError(f"Gemini rejected the request: {text}", detail=detail)
     if code >= 500:
         return TransientError(
-            "Gemini had a server error; the image will be retried.",
+            "Gemini had a server error.",
             detail=detail,
             retry_after=_retry_after(response, error),
         )

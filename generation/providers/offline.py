@@ -26,6 +26,7 @@ from django.conf import settings
 from PIL import Image, ImageChops, ImageDraw, ImageFilter, ImageStat
 
 from generation import catalog
+from generation.cpu_slots import cpu_slot
 
 from .base import PermanentError, RenderRequest, RenderResult
 
@@ -44,12 +45,18 @@ class OfflineProvider:
                 detail=f"offline: tier={request.tier} size={request.size} aspect={request.aspect}",
             )
         started = time.monotonic()
-        image = render_image(request)
-        buffer = io.BytesIO()
-        # Level 1: the pictures are smooth, so fast compression costs little size.
-        image.save(buffer, format="PNG", compress_level=1)
+        with cpu_slot():
+            image = render_image(request)
+            buffer = io.BytesIO()
+            # Level 1: the pictures are smooth, so fast compression costs little size.
+            image.save(buffer, format="PNG", compress_level=1)
+            del image
+        # The configured latency stands for a remote model's: time spent
+        # waiting, holding no CPU slot, never past the render's deadline.
         latency = getattr(settings, f"OFFLINE_{request.tier.upper()}_LATENCY", 0) or 0
         remaining = latency - (time.monotonic() - started)
+        if request.deadline is not None:
+            remaining = min(remaining, request.deadline - time.monotonic())
         if remaining > 0:
             time.sleep(remaining)
         return RenderResult(

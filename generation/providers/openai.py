@@ -26,6 +26,7 @@ import httpx
 from .base import (
     BlockedError,
     PermanentError,
+    RateLimitedError,
     RenderRequest,
     RenderResult,
     TransientError,
@@ -33,8 +34,8 @@ from .base import (
 from .wire import (
     client_timeout,
     retry_after_header,
+    send_within,
     sniff_mime_type,
-    transport_errors,
     verified_mime_type,
 )
 
@@ -72,11 +73,11 @@ DEFAULT_TIMEOUT = httpx.Timeout(360.0, connect=10.0)
 BLOCKED_CODES = frozenset({"moderation_blocked", "content_policy_violation"})
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 TRANSIENT_MESSAGES = {
-    429: "OpenAI's rate limit was reached; the image will be retried.",
-    500: "OpenAI had an internal error; the image will be retried.",
-    502: "OpenAI could not be reached through its gateway; the image will be retried.",
-    503: "OpenAI is overloaded right now; the image will be retried.",
-    504: "OpenAI took too long to answer; the image will be retried.",
+    429: "OpenAI's rate limit was reached.",
+    500: "OpenAI had an internal error.",
+    502: "OpenAI could not be reached through its gateway.",
+    503: "OpenAI is overloaded right now.",
+    504: "OpenAI took too long to answer.",
 }
 REFERENCE_TYPES = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
 
@@ -111,18 +112,25 @@ class OpenAIProvider:
             )
         fields = request_fields(request, quality=self.qualities[request.tier])
         headers = {"Authorization": f"Bearer {self.api_key}"}
-        with transport_errors("OpenAI"), httpx.Client(timeout=self.timeout) as client:
-            if request.references:
-                response = client.post(
-                    f"{self.api_base}/v1/images/edits",
-                    data={key: str(value) for key, value in fields.items()},
-                    files=reference_parts(request.references),
-                    headers=headers,
-                )
-            else:
-                response = client.post(
-                    f"{self.api_base}/v1/images/generations", json=fields, headers=headers
-                )
+        if request.references:
+            endpoint, body = (
+                "edits",
+                {
+                    "data": {key: str(value) for key, value in fields.items()},
+                    "files": reference_parts(request.references),
+                },
+            )
+        else:
+            endpoint, body = "generations", {"json": fields}
+        response = send_within(
+            "OpenAI",
+            "POST",
+            f"{self.api_base}/v1/images/{endpoint}",
+            headers=headers,
+            timeout=self.timeout,
+            deadline=request.deadline,
+            **body,
+        )
         if response.status_code != 200:
             raise http_error(response, model=request.model)
         return parse_answer(response.content, model=request.model)
@@ -172,8 +180,9 @@ def http_error(
             "(insufficient_quota). Add credit in the OpenAI billing settings.",
             detail=detail,
         )
+    error_class = RateLimitedError if status == 429 else TransientError
     if status in RETRY_STATUSES:
-        return TransientError(
+        return error_class(
             TRANSIENT_MESSAGES[status], detail=detail, retry_after=retry_after_header(response)
         )
     if status == 404 or code == "model_not_found":
@@ -195,7 +204,7 @@ def http_error(
         return PermanentError(f"OpenAI rejected the request: {text}", detail=detail)
     if status >= 500:
         return TransientError(
-            "OpenAI had a server error; the image will be retried.",
+            "OpenAI had a server error.",
             detail=detail,
             retry_after=retry_after_header(response),
         )

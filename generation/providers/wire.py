@@ -1,8 +1,10 @@
-"""What the HTTP providers share: naming image bytes, checking the images
+"""What the HTTP providers share: one pooled client per process, requests
+bounded by the render's deadline, naming image bytes, checking the images
 they send back, Retry-After, and turning transport failures into retries."""
 
 import email.utils
 import io
+import threading
 import time
 from contextlib import contextmanager
 
@@ -20,6 +22,80 @@ def client_timeout(timeout, *, default: httpx.Timeout, connect: float) -> httpx.
     if isinstance(timeout, httpx.Timeout):
         return timeout
     return httpx.Timeout(timeout, connect=min(timeout, connect))
+
+
+_clients: dict[str, httpx.Client] = {}
+_clients_lock = threading.Lock()
+
+
+def pooled_client(vendor: str) -> httpx.Client:
+    """The process's one client for a vendor, shared by every lane thread.
+
+    Connections are kept alive between renders, so fifty images do not cost
+    fifty TLS handshakes. httpx's client is safe to share between threads;
+    timeouts are given per request.
+    """
+    with _clients_lock:
+        client = _clients.get(vendor)
+        if client is None:
+            client = httpx.Client(
+                limits=httpx.Limits(max_connections=None, max_keepalive_connections=100),
+                timeout=None,
+            )
+            _clients[vendor] = client
+        return client
+
+
+def send_within(
+    vendor: str, method: str, url: str, *, timeout: httpx.Timeout, deadline: float | None, **kwargs
+) -> httpx.Response:
+    """Send a request and read its answer, all before `deadline` (time.monotonic()).
+
+    httpx's timeouts bound each read, not the whole answer, so a server that
+    trickles bytes could hold a lane thread for ever; the body is read in
+    chunks and the deadline checked between them. Transport failures and the
+    deadline become TransientError.
+    """
+    client = pooled_client(vendor)
+    with transport_errors(vendor):
+        request = client.build_request(
+            method, url, timeout=_bounded(timeout, deadline, vendor), **kwargs
+        )
+        response = client.send(request, stream=True)
+        try:
+            chunks = []
+            for chunk in response.iter_bytes():
+                chunks.append(chunk)
+                _bounded(timeout, deadline, vendor)
+        finally:
+            response.close()
+    headers = [
+        (name, value)
+        for name, value in response.headers.multi_items()
+        if name.lower() not in ("content-encoding", "content-length", "transfer-encoding")
+    ]
+    return httpx.Response(
+        response.status_code, headers=headers, content=b"".join(chunks), request=request
+    )
+
+
+def _bounded(timeout: httpx.Timeout, deadline: float | None, vendor: str) -> httpx.Timeout:
+    if deadline is None:
+        return timeout
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise TransientError(
+            f"{vendor} did not answer in time.",
+            detail=f"the render's deadline passed while waiting for {vendor}",
+        )
+
+    def cap(seconds: float | None) -> float:
+        return remaining if seconds is None else min(seconds, remaining)
+
+    return httpx.Timeout(
+        connect=cap(timeout.connect), read=cap(timeout.read), write=cap(timeout.write),
+        pool=cap(timeout.pool),
+    )  # fmt: skip
 
 
 def sniff_mime_type(data: bytes) -> str | None:
@@ -70,11 +146,11 @@ def transport_errors(vendor: str):
         yield
     except httpx.TimeoutException as error:
         raise TransientError(
-            f"{vendor} did not answer in time; the image will be retried.",
+            f"{vendor} did not answer in time.",
             detail=f"{type(error).__name__}: {error}",
         )
     except httpx.TransportError as error:
         raise TransientError(
-            f"{vendor} could not be reached; the image will be retried.",
+            f"{vendor} could not be reached.",
             detail=f"{type(error).__name__}: {error}",
         )

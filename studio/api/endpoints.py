@@ -211,6 +211,7 @@ def _batch(request, team, pk: int) -> dict:
             "running": progress.running,
             "finished": progress.finished,
             "eta_seconds": progress.eta_seconds,
+            "waiting_for": progress.waiting_for,
         },
         "images": [_image(request, g, team=team, member_name=member_name) for g in grid.tiles],
     }

@@ -62,7 +62,12 @@ class Progress(Schema):
     queued: int
     running: int
     finished: int = Field(description="done + failed + blocked + canceled")
-    eta_seconds: int | None = None
+    eta_seconds: int | None = Field(
+        None, description="from the lane's measured render time and pace, and the quota"
+    )
+    waiting_for: str = Field(
+        "", description='what holds the batch back, e.g. "Gemini\'s rate limit"; empty if nothing'
+    )
 
 
 class ImageOut(Schema):

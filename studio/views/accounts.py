@@ -1,49 +1,54 @@
 """Sign-in, sign-out, joining through an invite."""
 
-from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
-from django.contrib.auth.views import LoginView
+from django.contrib.auth.views import LoginView, PasswordChangeView
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
-from .. import throttle
-from ..forms import SignUpForm
+from ..forms import PasswordChangeWithLimitsForm, SignInForm, SignUpForm
 from ..services import InviteError, invite_accept, invite_find
 
 
-def _client_ip(request) -> str:
-    return request.META.get("REMOTE_ADDR", "unknown")
+def refused_when_throttled(response):
+    """Answer 429 with Retry-After when a sign-in form was refused by a limit.
+
+    Both sign-in pages (ours and the admin's) are Django's LoginView, whose
+    refusal is a TemplateResponse with the form still in its context.
+    """
+    form = (getattr(response, "context_data", None) or {}).get("form")
+    refusal = getattr(form, "refusal", None)
+    if refusal is not None:
+        response.status_code = 429
+        response["Retry-After"] = str(refusal.retry_after)
+    return response
 
 
 class SignInView(LoginView):
-    """Django's login view, throttled per address and per username."""
+    """Django's login view, with the sign-in limits of studio/throttle.py."""
 
     template_name = "studio/signin.html"
+    authentication_form = SignInForm
     redirect_authenticated_user = True
 
     def post(self, request, *args, **kwargs):
-        username = (request.POST.get("username") or "").strip().lower()[:150]
-        try:
-            throttle.hit(
-                "signin-ip", _client_ip(request), limit=settings.SIGNIN_ATTEMPTS_PER_MINUTE * 4
-            )
-            throttle.hit("signin-user", username, limit=settings.SIGNIN_ATTEMPTS_PER_MINUTE)
-        except throttle.Throttled as refusal:
-            form = self.get_form()
-            form.errors.clear()
-            response = render(
-                request,
-                self.template_name,
-                {"form": form, "throttle_message": refusal.message},
-                status=429,
-            )
-            response["Retry-After"] = str(refusal.retry_after)
-            return response
-        response = super().post(request, *args, **kwargs)
-        if request.user.is_authenticated:
-            throttle.clear("signin-user", username)
-        return response
+        return refused_when_throttled(super().post(request, *args, **kwargs))
+
+
+class PasswordChange(PasswordChangeView):
+    """Django's password change. Its form_valid keeps this session signed in
+    (update_session_auth_hash); every other session of the person ends,
+    because Django checks each session's copy of the password hash on use."""
+
+    template_name = "studio/password.html"
+    form_class = PasswordChangeWithLimitsForm
+    success_url = "/account/password/done/"
+
+    def get_form_kwargs(self):
+        return {**super().get_form_kwargs(), "request": self.request}
+
+    def post(self, request, *args, **kwargs):
+        return refused_when_throttled(super().post(request, *args, **kwargs))
 
 
 @require_http_methods(["GET", "POST"])

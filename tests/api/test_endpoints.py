@@ -232,7 +232,7 @@ def test_reading_a_batch_owner_and_teammate_see_it_a_stranger_gets_404(
         assert body["status"] == "finished"
         assert body["progress"] == {
             "total": 3, "done": 2, "cached": 0, "failed": 1, "blocked": 0, "canceled": 0,
-            "queued": 0, "running": 0, "finished": 3, "eta_seconds": None,
+            "queued": 0, "running": 0, "finished": 3, "eta_seconds": None, "waiting_for": "",
         }  # fmt: skip
         images = body["images"]
         assert [image["seed"] for image in images] == [500, 501, 502]

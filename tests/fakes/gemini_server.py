@@ -13,6 +13,15 @@ What each request gets is chosen without shared memory:
 - any other model id that is not in `models` gets 404 NOT_FOUND;
 - everything else gets `default_scenario` ("ok").
 
+Latency and a quota, as a real project key has: `latency` seconds before
+every answer, and with `max_in_flight` / `requests_per_minute` set, requests
+above them answer 429 RESOURCE_EXHAUSTED with a RetryInfo detail (the shape
+Google's error model gives quota errors: google.rpc.RetryInfo.retryDelay).
+Google documents per-minute limits without saying how they are counted; the
+fake takes the strict reading, a token bucket refilling at the rate per
+second with `burst_seconds` worth of requests at most back to back.
+`peak_in_flight`, `answered` and `throttled` say what happened.
+
 Scenarios: ok, thought (an interim thought image, then the final one), 429
 (with Retry-After), 500, 503, 504, slow (answers after `slow_seconds`), 400
 (INVALID_ARGUMENT), 403, failed_precondition, 404, blocked
@@ -106,10 +115,51 @@ class FakeGemini(LocalServer):
     slow_seconds: float = 3.0
     page_size: int = 2  # small, so clients must follow nextPageToken
     requests: list[RecordedRequest] = field(default_factory=list)
+    latency: float = 0.0
+    max_in_flight: int | None = None
+    requests_per_minute: int | None = None
+    burst_seconds: float = 2.0
+    quota_retry_seconds: float = 1.0
+    record_bodies: bool = True  # off for load runs: bodies carry references
 
     def __post_init__(self):
         self._lock = threading.Lock()
         self._counts: dict[tuple, int] = {}
+        self.in_flight = 0
+        self.peak_in_flight = 0
+        self.answered = 0
+        self.throttled = 0
+        self._tokens: float | None = None  # a full bucket at the first request
+        self._refilled = time.monotonic()
+
+    # --- the quota ---------------------------------------------------------------
+
+    def admit(self) -> bool:
+        """Count a request in, or refuse it (429) when it is over the quota."""
+        with self._lock:
+            if self.requests_per_minute:
+                rate = self.requests_per_minute / 60
+                capacity = max(1.0, rate * self.burst_seconds)
+                now = time.monotonic()
+                if self._tokens is None:
+                    self._tokens = capacity
+                self._tokens = min(capacity, self._tokens + (now - self._refilled) * rate)
+                self._refilled = now
+            over_in_flight = self.max_in_flight is not None and self.in_flight >= self.max_in_flight
+            over_rate = bool(self.requests_per_minute) and self._tokens < 1
+            if over_in_flight or over_rate:
+                self.throttled += 1
+                return False
+            if self.requests_per_minute:
+                self._tokens -= 1
+            self.in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+            return True
+
+    def leave(self) -> None:
+        with self._lock:
+            self.in_flight -= 1
+            self.answered += 1
 
     # --- lifecycle -------------------------------------------------------------
 
@@ -120,6 +170,8 @@ class FakeGemini(LocalServer):
         with self._lock:
             self.requests.clear()
             self._counts.clear()
+            self.peak_in_flight = self.answered = self.throttled = 0
+            self._tokens = None
 
     def generate_requests(self) -> list[RecordedRequest]:
         return [request for request in self.requests if request.method == "POST"]
@@ -264,7 +316,7 @@ class _Handler(QuietHandler):
         match = GENERATE.match(urlsplit(self.path).path)
         model = match.group(1) if match else ""
         scenario = self.fake.scenario_for(model, body) if match else "404"
-        self._record(body, scenario)
+        self._record(body if self.fake.record_bodies else None, scenario)
         if not match:
             self._error(404, "NOT_FOUND", f"Not found: {self.path}")
             return
@@ -274,7 +326,28 @@ class _Handler(QuietHandler):
         if problem:
             self._error(400, "INVALID_ARGUMENT", problem)
             return
-        self._answer(scenario, model, body)
+        if not self.fake.admit():
+            self._over_quota()
+            return
+        try:
+            if self.fake.latency:
+                time.sleep(self.fake.latency)
+            self._answer(scenario, model, body)
+        finally:
+            self.fake.leave()
+
+    def _over_quota(self) -> None:
+        delay = self.fake.quota_retry_seconds
+        self._error(
+            429,
+            "RESOURCE_EXHAUSTED",
+            "You exceeded your current quota, please check your plan and billing details.",
+            error_extra={
+                "details": [
+                    {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": f"{delay}s"}
+                ]
+            },
+        )
 
     def _answer(self, scenario: str, model: str, body: dict) -> None:
         config = body.get("generationConfig") or {}

@@ -218,3 +218,13 @@ def test_sweeper_resends_tokens_lost_with_the_broker(owner, team, db):
     Generation.objects.update(dispatched_at=None, created="2000-01-01T00:00:00Z")
     assert lanes.sweep()["resent"] == 3
     assert batch.generations.filter(dispatched_at__isnull=False).count() == 3
+
+
+def test_a_second_scheduler_is_harmless_the_sweeper_runs_once_a_period(db):
+    """Two beats (one per host, by mistake) send the sweep twice a period: it runs once."""
+    from generation.tasks import sweep_leases
+
+    first = sweep_leases()
+    second = sweep_leases()
+    assert "requeued" in first
+    assert second == {"skipped": 1}

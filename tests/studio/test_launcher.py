@@ -55,8 +55,8 @@ class Launch:
             DATA_DIR=str(data_dir),
             PORT=str(port),
             PYTHONUNBUFFERED="1",
-            FLASH_CONCURRENCY="1",
-            PRO_CONCURRENCY="1",
+            FLASH_IN_FLIGHT="2",
+            PRO_IN_FLIGHT="2",
         )
         self.process = subprocess.Popen(
             [sys.executable, "-m", "studio.launcher", "run"],

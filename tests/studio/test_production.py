@@ -52,7 +52,9 @@ def settings_env_names() -> set[str]:
     """Every environment variable name studio/settings.py reads."""
     source = SETTINGS.read_text()
     names = set(re.findall(r"os\.environ(?:\.get\(\s*|\[)\"([A-Z0-9_]+)\"", source))
-    for helper, name in re.findall(r"\benv_(bool|int|list|secret)\(\s*\"([A-Z0-9_]+)\"", source):
+    for helper, name in re.findall(
+        r"\benv_(bool|int|limit|list|secret)\(\s*\"([A-Z0-9_]+)\"", source
+    ):
         names.add(name)
         if helper == "secret":
             names.add(f"{name}_FILE")  # docker secrets: the value is read from that file
@@ -336,5 +338,5 @@ def test_readme_table_documents_every_variable_settings_reads():
     documented = set(re.findall(r"^\| `([A-Z0-9_]+)` \|", readme, re.MULTILINE))
     read = {name for name in settings_env_names() if not name.endswith("_FILE")}
     assert read - documented == set(), "add these to the README's table"
-    launcher_only = {"PORT", "FLASH_CONCURRENCY", "PRO_CONCURRENCY"}
+    launcher_only = {"PORT"}
     assert documented - read - launcher_only == set(), "the README documents unread names"
