@@ -39,6 +39,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import re
 import time
 from pathlib import Path
@@ -73,6 +74,8 @@ DEFAULT_OUTAGE = 300.0  # seconds a render waits for an unreachable server
 CHECK_SECONDS = 5.0  # how often a running prompt is looked for in the history and queue
 MAX_REQUEUES = 3  # lost prompts queued again before the render gives up for this attempt
 REQUEST_TIMEOUT = httpx.Timeout(60.0, connect=5.0)
+# Stopping a prompt happens after the deadline too (that is often why): briefly.
+STOP_TIMEOUT = httpx.Timeout(2.0)
 
 
 class ServerGone(Exception):
@@ -167,10 +170,32 @@ class _Job:
         self.workflow = workflow
         self.name = name
         self.uploads = uploads  # reference number -> (filename, bytes)
-        self.timeout = provider.timeout
-        self.give_up_at = time.monotonic() + provider.deadline
+        self.started = time.monotonic()
+        # The lane's own deadline for the render (its threads cannot be
+        # killed), when it sets one: every wait and request ends before it.
+        self.hard_deadline = request.deadline or math.inf
+        self.give_up_at = min(self.started + provider.deadline, self.hard_deadline)
         self.unreachable_since: float | None = None
         self.unreachable: list[str] = []
+
+    @property
+    def timeout(self) -> httpx.Timeout:
+        """The provider's request timeout, cut to what is left before the deadline."""
+        remaining = self.hard_deadline - time.monotonic()
+        if remaining <= 0:
+            raise TransientError(
+                "ComfyUI did not answer in time.",
+                detail="the render's deadline passed while waiting for ComfyUI",
+            )
+        full = self.provider.timeout
+
+        def cap(seconds: float | None) -> float:
+            return remaining if seconds is None else min(seconds, remaining)
+
+        return httpx.Timeout(
+            connect=cap(full.connect), read=cap(full.read), write=cap(full.write),
+            pool=cap(full.pool),
+        )  # fmt: skip
 
     def run(self, urls: list[str]) -> tuple[bytes, str]:
         requeues = 0
@@ -238,8 +263,7 @@ class _Job:
                 continue
             if now >= self.give_up_at:
                 raise TransientError(
-                    f"The lane's ComfyUI servers stayed busy for {self.provider.deadline:.0f} "
-                    "seconds.",
+                    f"The lane's ComfyUI servers stayed busy for {now - self.started:.0f} seconds.",
                     detail=f"no free slot on {', '.join(urls)}",
                 )
             pool.wait_for_release(urls, min(1.0, self.give_up_at - now))
@@ -264,8 +288,16 @@ class _Job:
                 "rendered. Nothing was charged.",
                 detail=f"unreachable for {waited:.0f} s (COMFYUI_OUTAGE_MINUTES)",
             )
-        # Keep the job's lease in step: the outage budget is on top of the deadline.
-        self.give_up_at = max(self.give_up_at, now + self.provider.deadline)
+        if now >= self.hard_deadline:
+            raise TransientError(
+                f"The studio's ComfyUI server at {self.unreachable[0]} has not answered for "
+                f"{waited:.0f} seconds.",
+                detail="the render's deadline came before COMFYUI_OUTAGE_MINUTES ran out",
+            )
+        # The outage budget is on top of the time a prompt may take.
+        self.give_up_at = min(
+            max(self.give_up_at, now + self.provider.deadline), self.hard_deadline
+        )
 
     def _probe(self, url: str) -> bool:
         """Ask a down server whether it is back (one asker per server a second)."""
@@ -421,7 +453,7 @@ class _Job:
             self._check_cancel(server, prompt_id)
             if now >= self.give_up_at:
                 raise TransientError(
-                    f"ComfyUI did not finish the image within {self.provider.deadline:.0f} "
+                    f"ComfyUI did not finish the image within {now - self.started:.0f} "
                     "seconds, so it was stopped.",
                     detail=f"prompt {prompt_id} still running or queued on {server.url}",
                 )
@@ -494,7 +526,7 @@ class _Job:
     def _clean_up(self, server: ComfyUIServer, prompt_id: str) -> None:
         """Drop the history entry: it holds the whole prompt, and we have the image."""
         try:
-            server.http.post("/history", json={"delete": [prompt_id]}, timeout=self.timeout)
+            server.http.post("/history", json={"delete": [prompt_id]}, timeout=STOP_TIMEOUT)
         except httpx.TransportError:
             pass
 
@@ -511,15 +543,15 @@ class _Job:
     def _stop(self, server: ComfyUIServer, prompt_id: str) -> None:
         """Take the prompt off the queue, and interrupt it if it is the one running."""
         try:
-            server.http.post("/queue", json={"delete": [prompt_id]}, timeout=self.timeout)
-            if not server.interrupts_by_id(server.version(self.timeout)):
+            server.http.post("/queue", json={"delete": [prompt_id]}, timeout=STOP_TIMEOUT)
+            if not server.interrupts_by_id(server.version(STOP_TIMEOUT)):
                 # Before 0.3.57 /interrupt stops whatever runs, another
                 # client's prompt too: only send it while ours is running.
-                response = server.http.get("/queue", timeout=self.timeout)
+                response = server.http.get("/queue", timeout=STOP_TIMEOUT)
                 running = _json(response).get("queue_running") or []
                 if not any(_row_id(row) == prompt_id for row in running):
                     return
-            server.http.post("/interrupt", json={"prompt_id": prompt_id}, timeout=self.timeout)
+            server.http.post("/interrupt", json={"prompt_id": prompt_id}, timeout=STOP_TIMEOUT)
         except (httpx.TransportError, PermanentError):
             pass  # the server is gone or garbled; there is nothing left to stop
 

@@ -263,6 +263,23 @@ def test_a_job_past_the_deadline_is_stopped_and_retried(comfy):
     assert comfy.interrupts == [{"prompt_id": prompt_id}]
 
 
+def test_the_lanes_deadline_for_the_render_bounds_every_wait(comfy):
+    provider = make_provider(comfy.url)
+    started = time.monotonic()
+    with pytest.raises(TransientError, match="did not finish the image within"):
+        provider.render(request("[fault:slow] fox", deadline=started + 0.5))
+    assert time.monotonic() - started < 1.5
+    wait_for(lambda: comfy.stopped)  # and the GPU was freed
+
+
+def test_an_outage_longer_than_the_renders_deadline_leaves_the_retry_to_the_lane():
+    provider = make_provider("http://127.0.0.1:9", outage_seconds=300)
+    started = time.monotonic()
+    with pytest.raises(TransientError, match="has not answered for"):
+        provider.render(request(deadline=started + 0.5))
+    assert time.monotonic() - started < 1.5
+
+
 def test_a_missing_workflow_file_names_the_setting(comfy, tmp_path):
     provider = ComfyUIProvider(url=comfy.url, workflows={"flash": tmp_path / "gone.json"})
     with pytest.raises(PermanentError, match="COMFYUI_FLASH_WORKFLOW"):
@@ -428,7 +445,7 @@ def test_a_prompt_deleted_at_the_server_is_noticed_through_the_queue_and_queued_
     other = comfy.put({"9": {"class_type": "PreviewImage", "inputs": {}}}, "other", ["9"], "slow")
     provider = make_provider(comfy.url, check_seconds=0.2)
     join = render_in_thread(provider)
-    wait_for(lambda: comfy.pending)  # ours waits behind the other client's job
+    wait_for(lambda: comfy.running is other and comfy.pending)  # ours waits behind it
     (ours,) = comfy.pending
     with httpx.Client(base_url=comfy.url) as someone:
         # /history answers 200 {} for it before and after: only /queue tells.
@@ -473,7 +490,7 @@ def test_on_an_old_server_a_cancel_does_not_interrupt_another_clients_job(old_co
     canceled = threading.Event()
     provider = make_provider(old_comfy.url)
     join = render_in_thread(provider, cancel_check=canceled.is_set)
-    wait_for(lambda: old_comfy.pending)  # ours is queued behind the other client's job
+    wait_for(lambda: old_comfy.running is other and old_comfy.pending)  # ours waits behind it
     canceled.set()
     with pytest.raises(CanceledError):
         join()
