@@ -6,7 +6,7 @@ workflow (EmptyImage → PreviewImage) on a fast GPU, where real ComfyUI does
 26–29 images/s. The baseline is a bare ComfyUI client in the same run: one
 websocket, every prompt queued at once, each image fetched as its
 `executed` message arrives. Ours is a 50-image Flash grid through the lane:
-real Celery workers, the ComfyUI provider with its per-server slot (one in
+a real Celery worker, the ComfyUI provider with its per-server slot (one in
 flight, the default), the image stored with its renditions and charged.
 """
 
@@ -27,7 +27,7 @@ from .stats import Figure, Row, ratio_text, verdict
 BASE_DIR = Path(__file__).resolve().parent.parent
 RUN_SECONDS = 0.035  # one near-empty prompt on the "GPU": about 28 images/s bare
 IMAGES = 50
-WORKERS = 4  # lane processes: one on the GPU, the others storing and claiming the next
+WORKERS = 4  # lane threads: one on the GPU, the others storing and claiming the next
 
 # A 64 × 64 canvas whatever the request asks: what is measured is the way to and
 # from the GPU, not how long storing a large image takes (B1 and B9 measure that).
@@ -170,7 +170,7 @@ def b17_comfyui_lane(ctx, runs: int = 3) -> list[Row]:
         wait_batch(studio.submit(count=WORKERS * 2, size="512")[0])  # warm every process
         bare_throughput(url, 10)
         ours, bare, lane_cpu, fake_cpu = [], [], [], []
-        pids = ctx.workers.pool_pids("flash") + [ctx.workers.processes["flash"].pid]
+        pids = [ctx.workers.processes["flash"].pid]  # the lane's renders are its threads
         for _ in range(runs):
             bare.append(bare_throughput(url, IMAGES))
             before = cpu_seconds(pids), cpu_seconds([fake.pid])
@@ -205,7 +205,7 @@ def b17_comfyui_lane(ctx, runs: int = 3) -> list[Row]:
             "B17",
             f"ComfyUI lane throughput, {IMAGES}-image Flash grid on a near-empty workflow "
             f"(64 × 64, {RUN_SECONDS * 1000:.0f} ms a prompt), 1 server, 1 in flight, "
-            f"{WORKERS} worker processes; CPU an image: lane {Figure.of(lane_cpu)}, "
+            f"{WORKERS} lane threads; CPU an image: lane {Figure.of(lane_cpu)}, "
             f"server {Figure.of(fake_cpu)}; load average {os.getloadavg()[0]:.1f} on "
             f"{os.cpu_count()} cores",
             str(ours_f),
