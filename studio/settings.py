@@ -296,7 +296,7 @@ COMFYUI_PRO_URLS = env_list("COMFYUI_PRO_URLS", COMFYUI_URL)
 # Prompts in flight per server across all workers (one GPU runs one at a time).
 COMFYUI_SERVER_SLOTS = env_int("COMFYUI_SERVER_SLOTS", 1)
 # How long a render waits for an unreachable server (a restart, a reboot)
-# before it fails. Keep it below TASK_TIME_LIMIT.
+# before it fails. Keep it below RENDER_DEADLINE_SECONDS.
 COMFYUI_OUTAGE_MINUTES = float(os.environ.get("COMFYUI_OUTAGE_MINUTES", "5"))
 # Keep a copy of every render in ComfyUI's output folder (normally they go to
 # its temp folder, which ComfyUI empties each time it starts).
