@@ -268,7 +268,7 @@ def test_the_lanes_deadline_for_the_render_bounds_every_wait(comfy):
     started = time.monotonic()
     with pytest.raises(TransientError, match="did not finish the image within"):
         provider.render(request("[fault:slow] fox", deadline=started + 0.5))
-    assert time.monotonic() - started < 1.5
+    assert time.monotonic() - started < 3  # not the provider's own six minutes
     wait_for(lambda: comfy.stopped)  # and the GPU was freed
 
 
@@ -277,7 +277,7 @@ def test_an_outage_longer_than_the_renders_deadline_leaves_the_retry_to_the_lane
     started = time.monotonic()
     with pytest.raises(TransientError, match="has not answered for"):
         provider.render(request(deadline=started + 0.5))
-    assert time.monotonic() - started < 1.5
+    assert time.monotonic() - started < 3  # not the five minutes of the outage budget
 
 
 def test_a_missing_workflow_file_names_the_setting(comfy, tmp_path):
@@ -462,10 +462,10 @@ def test_a_prompt_deleted_at_the_server_is_noticed_through_the_queue_and_queued_
 def test_completion_comes_from_the_websocket_without_polling_the_history(comfy):
     # A poll interval and a check interval far longer than the job: only the
     # websocket can end it this fast.
-    provider = make_provider(comfy.url, poll_seconds=5, check_seconds=60)
+    provider = make_provider(comfy.url, poll_seconds=10, check_seconds=60)
     started = time.monotonic()
     result = provider.render(request())
-    assert time.monotonic() - started < 2
+    assert time.monotonic() - started < 5  # a poll would have taken 10
     assert f"GET /history/{result.usage['prompt_id']}" not in comfy.paths
 
 
