@@ -633,12 +633,21 @@ def test_a_grid_on_two_servers_survives_a_restart_of_one_with_real_workers(
         fund(team, owner)
         batch = submit(team, owner, count=8, size="512", aspect="1:1", prompt="a harbour")
         lane_workers.start("flash", concurrency=3)
-        wait_for(lambda: comfy.running is not None, timeout=30)
+        try:
+            wait_for(lambda: comfy.running is not None, timeout=30)
+        except AssertionError:
+            raise AssertionError(
+                f"nothing ran on the first server: submitted {len(comfy.submitted)}, "
+                f"{len(second.submitted)} on the second; statuses "
+                f"{list(batch.generations.values_list('status', 'error'))}; "
+                + (lane_workers.log_dir / "worker-flash.log").read_text()[-3000:]
+            )
         comfy.restart(down_seconds=2)  # its running prompt is lost with the queue
         wait_for(lambda: not batch.generations.filter(status__in=OUTSTANDING).exists(), timeout=60)
         statuses = list(batch.generations.values_list("status", "error"))
         assert statuses == [(Status.SUCCEEDED, "")] * 8
-        assert len(comfy.executed) + len(second.executed) == 8
+        # A prompt that ended just as the server went away may run again elsewhere.
+        assert len(comfy.executed) + len(second.executed) >= 8
         assert second.peak_queue == 1  # never more than its one slot, across processes
 
 
