@@ -211,9 +211,9 @@ class FakeComfyUI(LocalServer):
             del self.uploads[name]
         self._lock.notify_all()
 
-    def restart(self, down_seconds: float = 0.0) -> None:
-        """Stop answering, forget the queue, and come back after `down_seconds`."""
-        self.stop()
+    def stop(self) -> None:
+        """Go away as a process does: open connections and websockets end too."""
+        super().stop()
         with self._lock:
             for connection in list(self._connections):
                 try:
@@ -221,6 +221,11 @@ class FakeComfyUI(LocalServer):
                 except OSError:
                     pass
             self._sockets.clear()
+
+    def restart(self, down_seconds: float = 0.0) -> None:
+        """Stop answering, forget the queue, and come back after `down_seconds`."""
+        self.stop()
+        with self._lock:
             self._forget()
         if down_seconds:
             timer = threading.Timer(down_seconds, self.start)

@@ -437,7 +437,9 @@ def test_a_restart_that_loses_the_queue_is_waited_out_and_the_job_queued_again(c
     result = join()
     assert Image.open(io.BytesIO(result.image)).size == catalog.pixel_size("1K", "16:9")
     assert len(comfy.submitted) == 2  # queued again once it answered
-    assert comfy.executed == [result.usage["prompt_id"]]
+    # (On a slow machine the first run may have ended just before the restart,
+    # unheard; the image is the second's.)
+    assert comfy.executed[-1] == result.usage["prompt_id"]
 
 
 def test_a_prompt_deleted_at_the_server_is_noticed_through_the_queue_and_queued_again(comfy):
