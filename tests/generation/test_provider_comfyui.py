@@ -86,6 +86,14 @@ def wait_for(condition, timeout: float = 5.0) -> None:
         time.sleep(0.01)
 
 
+def assert_stopped(comfy) -> None:
+    """The prompt was taken off the queue and interrupted: it ends, or never starts."""
+    (interrupt,) = comfy.interrupts
+    assert comfy.deletes == [interrupt["prompt_id"]]
+    wait_for(lambda: comfy.running is None and not comfy.pending)
+    assert comfy.executed == []
+
+
 def write_workflow(tmp_path: Path, workflow: dict) -> Path:
     path = tmp_path / "custom.json"
     path.write_text(json.dumps(workflow))
@@ -258,9 +266,7 @@ def test_a_job_past_the_deadline_is_stopped_and_retried(comfy):
     with pytest.raises(TransientError, match="did not finish the image within") as caught:
         provider.render(request("[fault:slow] fox"))
     assert "retried" not in caught.value.message  # the lane says what happens next
-    wait_for(lambda: comfy.stopped)
-    (prompt_id,) = comfy.stopped
-    assert comfy.interrupts == [{"prompt_id": prompt_id}]
+    assert_stopped(comfy)
 
 
 def test_the_lanes_deadline_for_the_render_bounds_every_wait(comfy):
@@ -269,7 +275,7 @@ def test_the_lanes_deadline_for_the_render_bounds_every_wait(comfy):
     with pytest.raises(TransientError, match="did not finish the image within"):
         provider.render(request("[fault:slow] fox", deadline=started + 0.5))
     assert time.monotonic() - started < 3  # not the provider's own six minutes
-    wait_for(lambda: comfy.stopped)  # and the GPU was freed
+    assert_stopped(comfy)  # and the GPU was freed
 
 
 def test_an_outage_longer_than_the_renders_deadline_leaves_the_retry_to_the_lane():
@@ -337,10 +343,7 @@ def test_cancel_interrupts_the_job_and_raises_canceled(provider, comfy):
     with pytest.raises(CanceledError, match="canceled") as caught:
         provider.render(request("[fault:slow] fox", cancel_check=cancel_check))
     assert not isinstance(caught.value, (TransientError, PermanentError))
-    wait_for(lambda: comfy.stopped)
-    (prompt_id,) = comfy.stopped
-    assert comfy.interrupts == [{"prompt_id": prompt_id}]
-    assert comfy.deletes == [prompt_id]
+    assert_stopped(comfy)
     assert "GET /view" not in comfy.paths
 
 
