@@ -432,7 +432,7 @@ def render_in_thread(provider, *args, **kw):
 
 
 def test_a_restart_that_loses_the_queue_is_waited_out_and_the_job_queued_again(comfy):
-    comfy.run_seconds = 0.5
+    comfy.run_seconds = 1.5  # long enough that the restart lands while it runs
     provider = make_provider(comfy.url, outage_seconds=30)
     join = render_in_thread(provider)
     wait_for(lambda: comfy.running is not None)
