@@ -312,8 +312,20 @@ OPENAI_API_BASE = os.environ.get("OPENAI_API_BASE", "https://api.openai.com").rs
 # Drafts are cheap, heroes are not.
 OPENAI_FLASH_QUALITY = os.environ.get("OPENAI_FLASH_QUALITY", "low")
 OPENAI_PRO_QUALITY = os.environ.get("OPENAI_PRO_QUALITY", "high")
-# A studio's own ComfyUI server and the API-format workflow each tier runs.
+# A studio's own ComfyUI servers and the API-format workflow each tier runs.
+# Each lane has its own servers, so a draft never queues behind a Pro render;
+# COMFYUI_URL alone (the older setting) serves both lanes from one server.
 COMFYUI_URL = os.environ.get("COMFYUI_URL", "http://127.0.0.1:8188").rstrip("/")
+COMFYUI_FLASH_URLS = env_list("COMFYUI_FLASH_URLS", COMFYUI_URL)
+COMFYUI_PRO_URLS = env_list("COMFYUI_PRO_URLS", COMFYUI_URL)
+# Prompts in flight per server across all workers (one GPU runs one at a time).
+COMFYUI_SERVER_SLOTS = env_int("COMFYUI_SERVER_SLOTS", 1)
+# How long a render waits for an unreachable server (a restart, a reboot)
+# before it fails. Keep it below RENDER_DEADLINE_SECONDS.
+COMFYUI_OUTAGE_MINUTES = float(os.environ.get("COMFYUI_OUTAGE_MINUTES", "5"))
+# Keep a copy of every render in ComfyUI's output folder (normally they go to
+# its temp folder, which ComfyUI empties each time it starts).
+COMFYUI_KEEP_OUTPUTS = env_bool("COMFYUI_KEEP_OUTPUTS", "false")
 COMFYUI_FLASH_WORKFLOW = os.environ.get(
     "COMFYUI_FLASH_WORKFLOW", str(BASE_DIR / "generation/providers/comfyui_workflows/draft.json")
 )
