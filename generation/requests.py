@@ -50,6 +50,7 @@ class BatchRequest:
     reference_ids: tuple[int, ...] = field(default=())
     per_line: bool = False
     fresh: bool = False
+    lane: str = "interactive"  # or "batch": the provider's batch endpoint
 
     @property
     def total(self) -> int:
@@ -58,6 +59,9 @@ class BatchRequest:
     @property
     def prompt_text(self) -> str:
         return "\n".join(self.prompts)
+
+
+LANES = ("interactive", "batch")
 
 
 def parse_id(value) -> int | None:
@@ -184,6 +188,10 @@ def parse_batch_request(data: Mapping, reference_ids=()) -> BatchRequest:
             f"Use at most {MAX_REFERENCES} reference images ({len(refs)} chosen)."
         )
 
+    lane = str(data.get("lane", "") or "interactive").strip().lower()
+    if lane not in LANES:
+        errors["lane"] = "Choose the interactive lane or the batch lane."
+
     if errors:
         raise InvalidRequest(errors)
     return BatchRequest(
@@ -197,4 +205,5 @@ def parse_batch_request(data: Mapping, reference_ids=()) -> BatchRequest:
         reference_ids=tuple(refs),
         per_line=per_line,
         fresh=_flag(data, "fresh"),
+        lane=lane,
     )
