@@ -234,3 +234,22 @@ def test_batch_lane_images_never_run_on_the_interactive_lanes(funded, owner):
         or not Generation.objects.filter(batch=batch, dispatched_at__isnull=False).exists()
     )
     assert Generation.objects.filter(batch=batch, status=Status.QUEUED).count() == 3
+
+
+def test_the_usage_page_shows_what_the_batch_lane_saved(funded, owner, teammate, client_for):
+    from django.urls import reverse
+
+    from billing.selectors import usage_report
+
+    batch = submit(funded, owner, lane="batch", count=4)
+    submit(funded, owner, count=1)  # interactive: no batch saving
+    batch_lane.wait_for([batch])
+    report = usage_report(funded, period="month")
+    assert (report.batch_images, report.batch_saved) == (4, 4 * (LIST - HALF))
+    page = client_for(owner).get(reverse("billing-usage", args=[funded.slug]))
+    assert page.status_code == 200
+    text = page.content.decode()
+    assert 'class="num batch-saved">132<' in text.replace(",", "")
+    assert "tiering-saved" in text and "cache-saved" in text
+    # A member's own view counts only their images.
+    assert usage_report(funded, period="month", member=teammate).batch_saved == 0
