@@ -200,6 +200,7 @@ def _batch(request, team, pk: int) -> dict:
         "base_seed": batch.base_seed,
         "seed_locked": batch.seed_locked,
         "is_promotion": batch.is_promotion,
+        "lane": batch.lane,
         "project": batch.project_id,
         "member": member_name,
         "provider": batch.provider,
