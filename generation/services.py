@@ -171,6 +171,16 @@ def _create_batch(
         problems = offer.problems(size, job_aspect)
         if problems:
             raise SubmitRefused(next(iter(problems.values())), errors=problems)
+    if lane == Lane.BATCH:
+        from .batch_lane import offers_batch_lane
+
+        if not offers_batch_lane(backend.provider):
+            raise SubmitRefused(
+                f"The batch lane needs a provider with a batch endpoint (Gemini); "
+                f"{catalog.TIER_LABELS[tier]} here renders on {backend.provider}. "
+                "Choose the interactive lane.",
+                errors={"lane": "Not offered on this backend."},
+            )
     provider = provider_named(backend.provider)
     model = backend.model
     batch = Batch.objects.create(

@@ -253,3 +253,54 @@ def test_the_usage_page_shows_what_the_batch_lane_saved(funded, owner, teammate,
     assert "tiering-saved" in text and "cache-saved" in text
     # A member's own view counts only their images.
     assert usage_report(funded, period="month", member=teammate).batch_saved == 0
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_with_a_real_worker_the_batch_lane_settles_and_the_lane_keeps_running(
+    owner, team, lane_workers, settings
+):
+    """The scheduler's task runs in a real worker, as beat sends it; an
+    interactive grid submitted meanwhile is rendered while the batch waits."""
+    import time
+
+    fund(team, owner, amount=100_000)
+    lane_workers.start("flash", concurrency=2, BATCH_LANE_POLL_SECONDS="1", OFFLINE_BATCH_DELAY="3")
+    waiting = submit(team, owner, lane="batch", count=3)
+    failing = submit(team, owner, lane="batch", count=1, prompt="a lighthouse [batch:fail]")
+    interactive = submit(team, owner, count=2)
+    deadline = time.monotonic() + 90
+    interactive_done_first = None
+    while Generation.objects.filter(
+        batch__in=[waiting, failing, interactive], status__in=[Status.QUEUED, Status.RUNNING]
+    ).exists():
+        assert time.monotonic() < deadline, "the batch lane did not finish with a real worker"
+        batch_lane_tick.apply_async(queue="flash")
+        if (
+            interactive_done_first is None
+            and not Generation.objects.filter(
+                batch=interactive, status__in=[Status.QUEUED, Status.RUNNING]
+            ).exists()
+        ):
+            interactive_done_first = (
+                Generation.objects.filter(batch=waiting, status=Status.SUCCEEDED).count() == 0
+            )
+        time.sleep(0.5)
+    assert interactive_done_first, "the interactive grid waited for the batch lane"
+    assert Generation.objects.filter(batch=waiting, status=Status.SUCCEEDED).count() == 3
+    assert Generation.objects.get(batch=failing).status == Status.FAILED
+    assert _spent(team) == 3 * HALF + 2 * LIST
+    assert wallet_balance(team)[1] == 0
+    assert_every_job_settled([waiting, failing, interactive])
+    assert_books_balance()
+
+
+def test_a_backend_without_a_batch_endpoint_is_refused_in_words(funded, owner, settings):
+    from generation.services import SubmitRefused
+
+    settings.FLASH_PROVIDER = "openai"
+    settings.FLASH_MODEL = "gpt-image-1"
+    with pytest.raises(SubmitRefused) as refused:
+        submit(funded, owner, lane="batch", count=1)
+    assert "batch endpoint" in refused.value.message
+    assert wallet_balance(funded) == (100_000, 0)
