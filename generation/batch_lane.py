@@ -141,6 +141,11 @@ def _send_batch(batch: Batch) -> int:
         items = [
             BatchItem(key=str(g.pk), request=_request_for(g, deadline=None)[0]) for g in generations
         ]
+    except Exception:  # noqa: BLE001 - a reference or draft file we cannot read
+        log.exception("batch job %s: could not prepare its requests", job.pk)
+        _end_job(job, State.FAILED, "The images' references could not be read.")
+        return 0
+    try:
         name = client.submit(model=job.model, display_name=f"contact-sheet-{job.pk}", items=items)
     except TransientError as error:
         # Nothing reached the provider: the images go back to the queue for the next round.
@@ -154,9 +159,17 @@ def _send_batch(batch: Batch) -> int:
     except ProviderError as error:
         _end_job(job, State.FAILED, error.message)
         return 0
-    ProviderBatchJob.objects.filter(pk=job.pk).update(
+    sent = ProviderBatchJob.objects.filter(pk=job.pk, state=State.SUBMITTING).update(
         name=name, state=State.PENDING, submitted_at=timezone.now()
     )
+    if not sent:
+        # Canceled from the grid while it was being sent: cancel it at the provider too.
+        try:
+            client.cancel(name)
+        except ProviderError as error:
+            log.warning("batch job %s: cancel failed: %s", name, error.message)
+        ProviderBatchJob.objects.filter(pk=job.pk).update(name=name)
+        return 0
     log.info("batch job %s sent as %s with %d images", job.pk, name, len(items))
     return len(items)
 

@@ -304,3 +304,28 @@ def test_a_backend_without_a_batch_endpoint_is_refused_in_words(funded, owner, s
         submit(funded, owner, lane="batch", count=1)
     assert "batch endpoint" in refused.value.message
     assert wallet_balance(funded) == (100_000, 0)
+
+
+def test_a_grid_canceled_while_its_job_is_being_sent(funded, owner, monkeypatch, settings):
+    from generation.providers.offline_batch import OfflineBatchClient
+
+    settings.OFFLINE_BATCH_DELAY = 3600
+    batch = submit(funded, owner, lane="batch", count=2)
+    real_submit = OfflineBatchClient.submit
+
+    def submit_then_cancel(self, **job):
+        name = real_submit(self, **job)
+        batch_cancel(batch=batch, actor=owner)
+        return name
+
+    monkeypatch.setattr(OfflineBatchClient, "submit", submit_then_cancel)
+    batch_lane.tick()
+    job = ProviderBatchJob.objects.get()
+    assert job.state == ProviderBatchJob.State.CANCELLED and job.name
+    assert OfflineBatchClient().poll(job.name).state == "cancelled"
+    assert set(Generation.objects.filter(batch=batch).values_list("status", flat=True)) == {
+        Status.CANCELED
+    }
+    assert wallet_balance(funded) == (100_000, 0)
+    assert_every_job_settled([batch])
+    assert_books_balance()

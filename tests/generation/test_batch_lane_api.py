@@ -67,3 +67,31 @@ def test_render_prompts_batch_uses_the_batch_lane(owner, team, tmp_path, monkeyp
     assert set(Generation.objects.values_list("status", flat=True)) == {Status.SUCCEEDED}
     assert "waiting for the provider's batch" in err.getvalue()
     assert "Downloaded 4 images" in out.getvalue()
+
+
+def test_the_composer_offers_the_batch_lane_and_prices_it(owner, team, client_for):
+    from django.urls import reverse
+
+    from generation.models import Project
+
+    fund(team, owner)
+    project = Project.objects.create(team=team, name="Boats", created_by=owner)
+    client = client_for(owner)
+    page = client.get(reverse("project", args=[team.slug, project.pk])).content.decode()
+    assert "Batch (half price, may take hours)" in page
+    query = "?prompt=x&tier=flash&size=1K&aspect=1:1&count=4"
+    line = client.get(reverse("composer-price", args=[team.slug]) + query + "&lane=batch")
+    text = line.content.decode()
+    assert "= 136 credits" in text and "batch lane: 50% of the list price" in text
+    plain = client.get(reverse("composer-price", args=[team.slug]) + query).content.decode()
+    assert "= 268 credits" in plain and "batch lane" not in plain
+    data = {"prompt": "a paper boat", "tier": "flash", "size": "1K", "aspect": "1:1",
+            "count": "2", "lane": "batch"}  # fmt: skip
+    client.post(reverse("batch-submit", args=[team.slug, project.pk]), data)
+    batch = Batch.objects.get(team=team)
+    assert batch.lane == Lane.BATCH and batch.credits_quoted == 2 * 34
+    grid = client.get(reverse("project", args=[team.slug, project.pk])).content.decode()
+    assert (
+        "waiting for the provider&#x27;s batch" in grid
+        or "waiting for the provider's batch" in grid
+    )
