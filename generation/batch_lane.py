@@ -221,6 +221,14 @@ def job_collect(job: ProviderBatchJob, *, poll: BatchPoll | None = None) -> tupl
                 ProviderBatchJob.objects.filter(pk=job.pk).update(polled_at=timezone.now())
                 return 0, 0
     now = timezone.now()
+    if poll.state in OPEN_STATES and job.submitted_at and now - job.submitted_at > EXPIRY:
+        # Past the provider's own 24 hours and still not done: given up on
+        # here, so no hold stays open on a job that will never answer.
+        try:
+            batch_client_for(job.provider).cancel(job.name)
+        except ProviderError as error:
+            log.warning("batch job %s: cancel failed: %s", job.name, error.message)
+        poll = BatchPoll(state=EXPIRED, error="It was still not done after 25 hours.")
     if poll.state in OPEN_STATES:
         ProviderBatchJob.objects.filter(pk=job.pk).update(state=poll.state, polled_at=now)
         return 0, 0

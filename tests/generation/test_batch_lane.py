@@ -334,3 +334,26 @@ def test_a_grid_canceled_while_its_job_is_being_sent(funded, owner, monkeypatch,
     assert wallet_balance(funded) == (100_000, 0)
     assert_every_job_settled([batch])
     assert_books_balance()
+
+
+def test_a_job_still_running_past_a_day_is_expired_here_and_released(funded, owner, settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    settings.OFFLINE_BATCH_DELAY = 3600 * 48
+    batch = submit(funded, owner, lane="batch", count=2)
+    batch_lane.tick()
+    job = ProviderBatchJob.objects.get()
+    ProviderBatchJob.objects.filter(pk=job.pk).update(
+        submitted_at=timezone.now() - timedelta(hours=26)
+    )
+    batch_lane.tick()
+    job.refresh_from_db()
+    assert job.state == ProviderBatchJob.State.EXPIRED
+    assert batch_lane.batch_client_for("offline").poll(job.name).state == "cancelled"
+    error = Generation.objects.filter(batch=batch).first().error
+    assert "expired" in error and "Nothing was charged" in error
+    assert wallet_balance(funded) == (100_000, 0)
+    assert_every_job_settled([batch])
+    assert_books_balance()
