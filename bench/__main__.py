@@ -38,7 +38,7 @@ class Context:
 
 
 def benchmarks():
-    from . import comfyui, ingest, lanes, ledger, pages, pipeline
+    from . import batch_lane, comfyui, ingest, lanes, ledger, pages, pipeline
 
     return [
         ("B1", pipeline.b1_overhead),
@@ -56,6 +56,7 @@ def benchmarks():
         ("B10", pages.b10_page_weight),
         ("B8", ledger.b8_ledger),
         ("B9", ingest.b9_ingest),
+        ("B16", batch_lane.b16_batch_lane_ingest),
         ("B17", comfyui.b17_comfyui_lane),
     ]
 

@@ -21,7 +21,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from . import metrics
-from .models import Generation, LaneTurn, Status
+from .models import Generation, Lane, LaneTurn, Status
 
 log = logging.getLogger(__name__)
 
@@ -69,9 +69,9 @@ def fairest_queued(
     each get a different job instead of all racing for the same one.
     """
     now = timezone.now()
-    runnable = Generation.objects.filter(tier=lane, status=Status.QUEUED).exclude(
-        not_before__gt=now
-    )
+    runnable = Generation.objects.filter(
+        tier=lane, status=Status.QUEUED, lane=Lane.INTERACTIVE
+    ).exclude(not_before__gt=now)
     if provider is not None:
         runnable = runnable.filter(provider=provider)
     members = set(runnable.values_list("member_id", flat=True).distinct())
@@ -157,9 +157,11 @@ def sweep(now=None) -> dict[str, int]:
     # Tokens lost with the broker, or never sent: queued jobs not dispatched
     # recently. Spare tokens are harmless; a missing one would strand a job.
     stale = now - timedelta(seconds=settings.GENERATION_LEASE_SECONDS)
-    lost = Generation.objects.filter(status=Status.QUEUED).filter(
+    # Batch-lane images have no tokens: the batch lane's scheduler sends them.
+    queued = Generation.objects.filter(status=Status.QUEUED, lane=Lane.INTERACTIVE)
+    lost = queued.filter(
         dispatched_at__isnull=True, created__lt=now - timedelta(seconds=10)
-    ) | Generation.objects.filter(status=Status.QUEUED, dispatched_at__lt=stale)
+    ) | queued.filter(dispatched_at__lt=stale)
     resent = 0
     for tier in ("flash", "pro"):
         ids = list(lost.filter(tier=tier).values_list("pk", flat=True)[:500])

@@ -33,6 +33,15 @@ class Status(models.TextChoices):
     CANCELED = "canceled", "Canceled"
 
 
+class Lane(models.TextChoices):
+    """How a batch is rendered: by the interactive lanes (Flash and Pro
+    workers, results in seconds) or through the provider's batch endpoint
+    (lower price, results within hours)."""
+
+    INTERACTIVE = "interactive", "Interactive"
+    BATCH = "batch", "Batch (half price, may take hours)"
+
+
 FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.BLOCKED, Status.CANCELED)
 OUTSTANDING = (Status.QUEUED, Status.RUNNING)
 
@@ -145,6 +154,7 @@ class Batch(models.Model):
     strength = models.CharField(max_length=8, blank=True)
     # Edits: the instructions, one per line (each image keeps its own too).
     instruction = models.TextField(blank=True)
+    lane = models.CharField(max_length=12, choices=Lane.choices, default=Lane.INTERACTIVE)
     references = models.ManyToManyField(Reference, blank=True, related_name="batches")
     provider = models.CharField(max_length=20)
     model = models.CharField(max_length=80)
@@ -164,6 +174,41 @@ class Batch(models.Model):
     @property
     def hold_key(self) -> str:
         return f"batch:{self.pk}"
+
+
+class ProviderBatchJob(models.Model):
+    """One job on a provider's batch endpoint: the batch-lane images of one
+    provider and model, sent together and collected by the scheduler."""
+
+    class State(models.TextChoices):
+        SUBMITTING = "submitting", "Submitting"
+        PENDING = "pending", "Pending"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+        EXPIRED = "expired", "Expired"
+
+    provider = models.CharField(max_length=20)
+    model = models.CharField(max_length=80)
+    # The provider's name for it (Gemini: batches/…); blank until submitted.
+    name = models.CharField(max_length=200, blank=True)
+    state = models.CharField(max_length=12, choices=State.choices, default=State.SUBMITTING)
+    created = models.DateTimeField(default=timezone.now)
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    polled_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["state"], name="provider_job_state")]
+
+    def __str__(self) -> str:
+        return f"{self.provider} {self.model} {self.name or '(unsent)'} {self.state}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.state in (self.State.SUBMITTING, self.State.PENDING, self.State.RUNNING)
 
 
 class Generation(models.Model):
@@ -207,6 +252,16 @@ class Generation(models.Model):
     dispatched_at = models.DateTimeField(null=True, blank=True)
     provider = models.CharField(max_length=20)
     model = models.CharField(max_length=80)
+    # Copied from the batch: batch-lane images never reach the interactive lanes.
+    lane = models.CharField(max_length=12, choices=Lane.choices, default=Lane.INTERACTIVE)
+    # The batch lane: the provider batch job this image was sent in.
+    provider_job = models.ForeignKey(
+        ProviderBatchJob,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="generations",
+    )
     error = models.TextField(blank=True)
     cached = models.BooleanField(default=False)
     credits_held = models.PositiveIntegerField(default=0)

@@ -52,6 +52,7 @@ class BatchRequest:
     reference_ids: tuple[int, ...] = field(default=())
     per_line: bool = False
     fresh: bool = False
+    lane: str = "interactive"  # or "batch": the provider's batch endpoint
 
     @property
     def total(self) -> int:
@@ -60,6 +61,9 @@ class BatchRequest:
     @property
     def prompt_text(self) -> str:
         return "\n".join(self.prompts)
+
+
+LANES = ("interactive", "batch")
 
 
 def parse_id(value) -> int | None:
@@ -186,6 +190,10 @@ def parse_batch_request(data: Mapping, reference_ids=()) -> BatchRequest:
             f"Use at most {MAX_REFERENCES} reference images ({len(refs)} chosen)."
         )
 
+    lane = str(data.get("lane", "") or "interactive").strip().lower()
+    if lane not in LANES:
+        errors["lane"] = "Choose the interactive lane or the batch lane."
+
     if errors:
         raise InvalidRequest(errors)
     return BatchRequest(
@@ -199,6 +207,7 @@ def parse_batch_request(data: Mapping, reference_ids=()) -> BatchRequest:
         reference_ids=tuple(refs),
         per_line=per_line,
         fresh=_flag(data, "fresh"),
+        lane=lane,
     )
 
 

@@ -19,8 +19,11 @@ from django.db.models import Count, Exists, OuterRef, Q, Subquery, Sum
 from django.utils import timezone
 
 from . import quotas
-from .models import OUTSTANDING, Batch, Generation, Kind, Project, Reference, Status
+from .models import OUTSTANDING, Batch, Generation, Kind, Lane, Project, Reference, Status
 from .requests import parse_id
+
+# What a batch-lane grid's progress says it waits for ("waiting for …").
+BATCH_WAITING_FOR = "the provider's batch"
 
 # Three grids of up to 50 keep the page under 50 ms; older ones load on demand.
 GRIDS_PER_PAGE = 3
@@ -215,13 +218,14 @@ def _place_in_lane(tiles: list[Generation]) -> None:
     """
     queued_by_lane: dict[str, list[Generation]] = {}
     for tile in tiles:
-        if tile.status == Status.QUEUED:
+        # Batch-lane images have no place in a lane: the provider's batch holds them.
+        if tile.status == Status.QUEUED and tile.lane == Lane.INTERACTIVE:
             queued_by_lane.setdefault(tile.tier, []).append(tile)
     for lane, queued in queued_by_lane.items():
         queued.sort(key=lambda g: (g.created, g.pk))
         first = queued[0]
         ahead = (
-            Generation.objects.filter(tier=lane, status=Status.QUEUED)
+            Generation.objects.filter(tier=lane, status=Status.QUEUED, lane=Lane.INTERACTIVE)
             .filter(Q(created__lt=first.created) | Q(created=first.created, pk__lt=first.pk))
             .count()
         )
@@ -239,6 +243,10 @@ def _estimate(grid: Grid) -> None:
     """
     progress = grid.progress
     if progress.is_finished:
+        return
+    if grid.batch.lane == Lane.BATCH:
+        # Hours at most, usually minutes; there is no pace to estimate it from.
+        progress.waiting_for = BATCH_WAITING_FOR
         return
     places = [t.place for t in grid.tiles if getattr(t, "place", None)]
     progress.next_place = min(places) if places else None

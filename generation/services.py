@@ -27,7 +27,7 @@ from billing.services import Refusal, hold_place, hold_release, usage_record_cac
 from . import catalog, lanes, model_catalog
 from .backends import backend_for
 from .imaging import clean_upload
-from .models import OUTSTANDING, Batch, Generation, Kind, Project, Reference, Status
+from .models import OUTSTANDING, Batch, Generation, Kind, Lane, Project, Reference, Status
 from .providers import provider_named
 from .requests import (
     SEED_MAX,
@@ -158,9 +158,14 @@ def _check_still_member(*, team, member) -> None:
         raise SubmitRefused("You are no longer a member of this team.", code="not_found")
 
 
+def lane_price_percent(lane: str) -> int:
+    """What a lane charges, as a percentage of the price table's price."""
+    return settings.BATCH_PRICE_PERCENT if lane == Lane.BATCH else 100
+
+
 def _check_outstanding(*, team, member, tier: str, adding: int) -> None:
     outstanding = Generation.objects.filter(
-        team=team, member=member, tier=tier, status__in=OUTSTANDING
+        team=team, member=member, tier=tier, status__in=OUTSTANDING, lane=Lane.INTERACTIVE
     ).count()
     cap = settings.LANE_MEMBER_OUTSTANDING_CAP
     if outstanding + adding > cap:
@@ -192,6 +197,7 @@ def _create_batch(
     source: Generation | None = None,
     strength: str = "",
     instruction: str = "",
+    lane=Lane.INTERACTIVE,
 ) -> Batch:
     """Hold the credits and create the batch with its jobs; caller holds the transaction."""
     backend = backend_for(team, tier)
@@ -202,6 +208,16 @@ def _create_batch(
         problems = offer.problems(size, job_aspect)
         if problems:
             raise SubmitRefused(next(iter(problems.values())), errors=problems)
+    if lane == Lane.BATCH:
+        from .batch_lane import offers_batch_lane
+
+        if not offers_batch_lane(backend.provider):
+            raise SubmitRefused(
+                f"The batch lane needs a provider with a batch endpoint (Gemini); "
+                f"{catalog.TIER_LABELS[tier]} here renders on {backend.provider}. "
+                "Choose the interactive lane.",
+                errors={"lane": "Not offered on this backend."},
+            )
     provider = provider_named(backend.provider)
     model = backend.model
     batch = Batch.objects.create(
@@ -222,6 +238,7 @@ def _create_batch(
         source=source,
         strength=strength,
         instruction=instruction,
+        lane=lane,
         provider=provider.name,
         model=model,
     )
@@ -253,6 +270,7 @@ def _create_batch(
             fingerprint=print_,
             provider=provider.name,
             model=model,
+            lane=lane,
             created=now,
             changed_at=now,
         )
@@ -276,6 +294,7 @@ def _create_batch(
                 key=batch.hold_key,
                 provider=backend.provider,
                 model=backend.model,
+                price_percent=lane_price_percent(lane),
             )
         except Refusal as refusal:
             code = (
@@ -304,7 +323,9 @@ def _create_batch(
     queued = list(
         Generation.objects.filter(batch=batch, status=Status.QUEUED).values_list("pk", flat=True)
     )
-    lanes.dispatch(tier, queued)
+    if lane == Lane.INTERACTIVE:
+        lanes.dispatch(tier, queued)
+    # Batch-lane images get no lane tokens: the batch lane's scheduler sends them.
     return batch
 
 
@@ -315,7 +336,9 @@ def batch_submit(*, team, member, request: BatchRequest, project: Project | None
     with transaction.atomic():
         _check_still_member(team=team, member=member)
         references = _team_references(team, request.reference_ids)
-        _check_outstanding(team=team, member=member, tier=request.tier, adding=len(jobs))
+        if request.lane == Lane.INTERACTIVE:
+            # The batch lane takes no interactive lane's room: it has no cap here.
+            _check_outstanding(team=team, member=member, tier=request.tier, adding=len(jobs))
         return _create_batch(
             team=team,
             member=member,
@@ -330,6 +353,7 @@ def batch_submit(*, team, member, request: BatchRequest, project: Project | None
             references=references,
             per_line=request.per_line,
             fresh=request.fresh,
+            lane=request.lane,
         )
 
 
@@ -612,6 +636,10 @@ def batch_cancel(*, batch: Batch, actor=None) -> int:
                 hold_release(hold_id=batch.hold_id, images=1, key=f"gen:{pk}:release")
             canceled += moved
     Batch.objects.filter(pk=batch.pk, canceled_at=None).update(canceled_at=now)
+    if batch.lane == Lane.BATCH:
+        from .batch_lane import batch_lane_cancel
+
+        canceled += batch_lane_cancel(batch)
     return canceled
 
 

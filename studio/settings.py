@@ -342,6 +342,12 @@ PRO_MAX_COUNT = env_int("PRO_MAX_COUNT", 8)
 # a long chain grows slow and expensive and drifts from the subject.
 EDIT_CHAIN_MAX_TURNS = env_int("EDIT_CHAIN_MAX_TURNS", 8)
 LANE_MEMBER_OUTSTANDING_CAP = env_int("LANE_MEMBER_OUTSTANDING_CAP", 200)
+# The batch lane: images sent to the provider's batch endpoint, priced at
+# this percentage of the list price, collected by the scheduler.
+BATCH_PRICE_PERCENT = env_int("BATCH_PRICE_PERCENT", 50)
+BATCH_LANE_POLL_SECONDS = env_int("BATCH_LANE_POLL_SECONDS", 30)
+# How long the offline renderer's batch mode takes before its results are ready.
+OFFLINE_BATCH_DELAY = float(os.environ.get("OFFLINE_BATCH_DELAY", "5"))
 GENERATION_MAX_ATTEMPTS = env_int("GENERATION_MAX_ATTEMPTS", 4)
 GENERATION_RETRY_BASE_SECONDS = float(os.environ.get("GENERATION_RETRY_BASE_SECONDS", "2"))
 GENERATION_LEASE_SECONDS = env_int("GENERATION_LEASE_SECONDS", CELERY_TASK_TIME_LIMIT + 30)

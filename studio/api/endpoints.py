@@ -215,6 +215,7 @@ def _batch(request, team, pk: int) -> dict:
         "is_promotion": batch.is_promotion,
         "kind": batch.kind,
         "source": batch.source_id,
+        "lane": batch.lane,
         "project": batch.project_id,
         "member": member_name,
         "provider": batch.provider,

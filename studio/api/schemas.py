@@ -73,6 +73,12 @@ class BatchIn(Schema):
         description="Ids of reference images from the team's library.",
     )
     project: RowId | None = Field(default=None, description="Id of the project to file it under.")
+    lane: Literal["interactive", "batch"] = Field(
+        default="interactive",
+        description="interactive: rendered now by the Flash and Pro lanes. batch: sent to the "
+        "provider's batch endpoint at the batch rate (half price by default); results may "
+        "take hours, and progress says it is waiting for the provider's batch.",
+    )
 
 
 class Progress(Schema):
@@ -132,6 +138,7 @@ class BatchOut(Schema):
     is_promotion: bool
     kind: Literal["draft", "promotion", "edit", "variation"]
     source: int | None = Field(description="The image an edit or variation batch starts from.")
+    lane: str = Field(description="interactive or batch")
     project: int | None
     member: str
     provider: str
