@@ -38,7 +38,7 @@ class Context:
 
 
 def benchmarks():
-    from . import campaigns, ingest, lanes, ledger, pages, pipeline
+    from . import batch_lane, campaigns, comfyui, ingest, lanes, ledger, pages, pipeline
 
     return [
         ("B1", pipeline.b1_overhead),
@@ -57,6 +57,8 @@ def benchmarks():
         ("B8", ledger.b8_ledger),
         ("B9", ingest.b9_ingest),
         ("B15", campaigns.b15_campaign_submit),
+        ("B16", batch_lane.b16_batch_lane_ingest),
+        ("B17", comfyui.b17_comfyui_lane),
     ]
 
 

@@ -114,6 +114,9 @@ class Hold(models.Model):
     provider = models.CharField(max_length=40, blank=True, default="")
     model = models.CharField(max_length=100, blank=True, default="")
     unit_price = models.PositiveIntegerField()
+    # The price table's price when the hold was taken; above unit_price for a
+    # discounted lane (0 on holds from before it was kept).
+    list_price = models.PositiveIntegerField(default=0)
     count = models.PositiveIntegerField()
     captured = models.PositiveIntegerField(default=0)
     released = models.PositiveIntegerField(default=0)

@@ -5,7 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-from django.db.models import Count, Exists, OuterRef, Q, Subquery, Sum
+from django.db.models import (
+    BigIntegerField,
+    Count,
+    Exists,
+    ExpressionWrapper,
+    F,
+    OuterRef,
+    Q,
+    Subquery,
+    Sum,
+)
 from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
@@ -148,12 +158,17 @@ class UsageReport:
     spent: int = 0
     all_pro: int = 0
     cache_saved: int = 0
+    # List price minus what was paid, for images rendered on a discounted
+    # lane (the provider's batch endpoint).
+    batch_saved: int = 0
+    batch_images: int = 0
     images: int = 0
     cached_images: int = 0
 
     @property
     def tiering_saved(self) -> int:
-        return max(0, self.all_pro - self.spent)
+        # Against list prices: the batch lane's discount is its own figure.
+        return max(0, self.all_pro - self.spent - self.batch_saved)
 
     @property
     def chart(self) -> list[dict]:
@@ -208,7 +223,35 @@ def usage_report(team, *, period: str, member=None) -> UsageReport:
         report.images += row.images
         report.cached_images += row.cached_images
         report.all_pro += all_pro_price * row.images if row.tier == "flash" else row.credits
+    saved_by_tier = _discount_saved(team, period=period, member=member)
+    for tier, (images, saved) in saved_by_tier.items():
+        report.batch_images += images
+        report.batch_saved += saved
+        if tier != "flash":
+            report.all_pro += saved  # Pro at list price, as the counterfactual prices it
     return report
+
+
+def _discount_saved(team, *, period: str, member=None) -> dict[str, tuple[int, int]]:
+    """{tier: (images, credits saved)} of the captures made below their hold's list price."""
+    captures = LedgerEntry.objects.filter(
+        wallet__team=team,
+        kind=LedgerEntry.Kind.CAPTURE,
+        created__gte=period_start(period),
+        hold__list_price__gt=F("hold__unit_price"),
+    )
+    if member is not None:
+        captures = captures.filter(member=member)
+    grouped = captures.values("tier").annotate(
+        image_sum=Sum("images"),
+        saved_sum=Sum(
+            ExpressionWrapper(
+                F("images") * (F("hold__list_price") - F("hold__unit_price")),
+                output_field=BigIntegerField(),
+            )
+        ),
+    )
+    return {g["tier"]: (g["image_sum"] or 0, g["saved_sum"] or 0) for g in grouped}
 
 
 @dataclass

@@ -70,8 +70,23 @@ def _positive_count(count) -> int:
     return count
 
 
-def quote(*, tier: str, size: str, count: int, provider: str = "", model: str = "") -> int:
-    return unit_price(tier=tier, size=size, provider=provider, model=model) * _positive_count(count)
+def at_rate(price: int, percent: int = 100) -> int:
+    """A price at `percent` of itself, rounded up to whole credits (a discounted
+    lane, such as the provider's batch endpoint, is priced this way)."""
+    return -(-price * percent // 100)
+
+
+def quote(
+    *,
+    tier: str,
+    size: str,
+    count: int,
+    provider: str = "",
+    model: str = "",
+    price_percent: int = 100,
+) -> int:
+    price = unit_price(tier=tier, size=size, provider=provider, model=model)
+    return at_rate(price, price_percent) * _positive_count(count)
 
 
 # --- holds -----------------------------------------------------------------------
@@ -176,8 +191,12 @@ def hold_place(
     key: str,
     provider: str = "",
     model: str = "",
+    price_percent: int = 100,
 ) -> Hold:
     """Set aside credits for `count` images, or raise Refusal saying why not.
+
+    `price_percent` prices the images below the list price (the caller's
+    discounted lane); the hold keeps the list price too, for the savings report.
 
     Balance, caps and budget are checked and the hold taken in one atomic
     step (a savepoint inside the caller's transaction, which also creates
@@ -189,7 +208,8 @@ def hold_place(
     read only when there are any, after that UPDATE, so under its lock.
     """
     provider, model = (provider or "").strip().lower(), (model or "").strip()
-    price = unit_price(tier=tier, size=size, provider=provider, model=model)
+    list_price = unit_price(tier=tier, size=size, provider=provider, model=model)
+    price = at_rate(list_price, price_percent)
     total = price * _positive_count(count)
     member_id = _pk(member)
     hold_values = {
@@ -199,6 +219,7 @@ def hold_place(
         "provider": provider,
         "model": model,
         "unit_price": price,
+        "list_price": list_price,
         "count": count,
         "key": key,
         "created": timezone.now(),

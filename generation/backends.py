@@ -101,13 +101,21 @@ def backend_set(*, team, tier: str, value: str, member) -> Backend:
     return backend
 
 
-def team_quote(*, team, tier: str, size: str, count: int) -> tuple[int, Backend]:
-    """What `count` images would cost this team on the backend its tier uses."""
+def team_quote(
+    *, team, tier: str, size: str, count: int, price_percent: int = 100
+) -> tuple[int, Backend]:
+    """What `count` images would cost this team on the backend its tier uses
+    (`price_percent`: the lane's rate, 50 on the batch lane by default)."""
     from billing.services import quote
 
     backend = backend_for(team, tier)
     credits = quote(
-        tier=tier, size=size, count=count, provider=backend.provider, model=backend.model
+        tier=tier,
+        size=size,
+        count=count,
+        provider=backend.provider,
+        model=backend.model,
+        price_percent=price_percent,
     )
     return credits, backend
 

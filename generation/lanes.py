@@ -21,7 +21,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from . import metrics
-from .models import Generation, LaneTurn, Status
+from .models import Generation, Lane, LaneTurn, Status
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +99,7 @@ def fairest_queued(
     """
     now = timezone.now()
     runnable = (
-        Generation.objects.filter(tier=lane, status=Status.QUEUED)
+        Generation.objects.filter(tier=lane, status=Status.QUEUED, lane=Lane.INTERACTIVE)
         .exclude(not_before__gt=now)
         # A paused campaign's jobs stay queued but are not run (see generation.campaigns).
         .filter(Q(batch__campaign__isnull=True) | Q(batch__campaign__paused_at__isnull=True))
@@ -189,9 +189,11 @@ def sweep(now=None) -> dict[str, int]:
     # Tokens lost with the broker, or never sent: queued jobs not dispatched
     # recently. Spare tokens are harmless; a missing one would strand a job.
     stale = now - timedelta(seconds=settings.GENERATION_LEASE_SECONDS)
-    lost = Generation.objects.filter(status=Status.QUEUED).filter(
+    # Batch-lane images have no tokens: the batch lane's scheduler sends them.
+    queued = Generation.objects.filter(status=Status.QUEUED, lane=Lane.INTERACTIVE)
+    lost = queued.filter(
         dispatched_at__isnull=True, created__lt=now - timedelta(seconds=10)
-    ) | Generation.objects.filter(status=Status.QUEUED, dispatched_at__lt=stale)
+    ) | queued.filter(dispatched_at__lt=stale)
     resent = 0
     for tier in ("flash", "pro"):
         ids = list(lost.filter(tier=tier).values_list("pk", flat=True)[:500])

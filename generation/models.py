@@ -33,6 +33,15 @@ class Status(models.TextChoices):
     CANCELED = "canceled", "Canceled"
 
 
+class Lane(models.TextChoices):
+    """How a batch is rendered: by the interactive lanes (Flash and Pro
+    workers, results in seconds) or through the provider's batch endpoint
+    (lower price, results within hours)."""
+
+    INTERACTIVE = "interactive", "Interactive"
+    BATCH = "batch", "Batch (half price, may take hours)"
+
+
 FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.BLOCKED, Status.CANCELED)
 OUTSTANDING = (Status.QUEUED, Status.RUNNING)
 
@@ -131,8 +140,17 @@ class Campaign(models.Model):
         return self.name
 
 
+class Kind(models.TextChoices):
+    """What a batch makes, and so what each of its images is to its source."""
+
+    DRAFT = "draft", "Draft"
+    PROMOTION = "promotion", "Pro render"
+    EDIT = "edit", "Edit"
+    VARIATION = "variation", "Variation"
+
+
 class Batch(models.Model):
-    """One submission: a draft grid (Flash) or a promotion (Pro)."""
+    """One submission: a draft grid, a promotion to Pro, or edits or variations of one image."""
 
     team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="batches")
     project = models.ForeignKey(
@@ -154,6 +172,16 @@ class Batch(models.Model):
     per_line = models.BooleanField(default=False)
     fresh = models.BooleanField(default=False, help_text="Bypass the cache")
     is_promotion = models.BooleanField(default=False)
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.DRAFT)
+    # The image that edits and variations start from (promotions name theirs per image).
+    source = models.ForeignKey(
+        "Generation", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    # Variations: "subtle" keeps the composition, "strong" only the idea.
+    strength = models.CharField(max_length=8, blank=True)
+    # Edits: the instructions, one per line (each image keeps its own too).
+    instruction = models.TextField(blank=True)
+    lane = models.CharField(max_length=12, choices=Lane.choices, default=Lane.INTERACTIVE)
     references = models.ManyToManyField(Reference, blank=True, related_name="batches")
     provider = models.CharField(max_length=20)
     model = models.CharField(max_length=80)
@@ -175,6 +203,41 @@ class Batch(models.Model):
         return f"batch:{self.pk}"
 
 
+class ProviderBatchJob(models.Model):
+    """One job on a provider's batch endpoint: the batch-lane images of one
+    provider and model, sent together and collected by the scheduler."""
+
+    class State(models.TextChoices):
+        SUBMITTING = "submitting", "Submitting"
+        PENDING = "pending", "Pending"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+        EXPIRED = "expired", "Expired"
+
+    provider = models.CharField(max_length=20)
+    model = models.CharField(max_length=80)
+    # The provider's name for it (Gemini: batches/…); blank until submitted.
+    name = models.CharField(max_length=200, blank=True)
+    state = models.CharField(max_length=12, choices=State.choices, default=State.SUBMITTING)
+    created = models.DateTimeField(default=timezone.now)
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    polled_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["state"], name="provider_job_state")]
+
+    def __str__(self) -> str:
+        return f"{self.provider} {self.model} {self.name or '(unsent)'} {self.state}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.state in (self.State.SUBMITTING, self.State.PENDING, self.State.RUNNING)
+
+
 class Generation(models.Model):
     """One image job and, once done, its image."""
 
@@ -189,9 +252,24 @@ class Generation(models.Model):
     aspect = models.CharField(max_length=5)
     prompt = models.TextField()
     seed = models.BigIntegerField()
+    # The image this one was made from, and how (the edges of the version tree):
+    # a Pro render of a draft, an edit with its instruction, or a variation.
     parent = models.ForeignKey(
-        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="promotions"
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="children"
     )
+    edge = models.CharField(max_length=10, choices=Kind.choices, default=Kind.DRAFT)
+    # The first image of the version tree this one belongs to (null for that
+    # image itself), so a whole tree is read in one query.
+    root = models.ForeignKey(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    instruction = models.TextField(blank=True)
+    # How many edits in a row led here: a chain of edits is one conversation,
+    # and its length is capped (EDIT_CHAIN_MAX_TURNS).
+    chain_turns = models.PositiveSmallIntegerField(default=0)
+    # Gemini's thoughtSignature of the image part it answered with: the next
+    # edit in the chain sends it back with the image, as the model expects.
+    thought_signature = models.TextField(blank=True)
     fingerprint = models.CharField(max_length=64, db_index=True)
     # The value this image took on each axis of a permutation ({"choice 1": "red",
     # "aspect": "4:5"}); empty for a plain prompt. Grids draw a table from it.
@@ -204,6 +282,16 @@ class Generation(models.Model):
     dispatched_at = models.DateTimeField(null=True, blank=True)
     provider = models.CharField(max_length=20)
     model = models.CharField(max_length=80)
+    # Copied from the batch: batch-lane images never reach the interactive lanes.
+    lane = models.CharField(max_length=12, choices=Lane.choices, default=Lane.INTERACTIVE)
+    # The batch lane: the provider batch job this image was sent in.
+    provider_job = models.ForeignKey(
+        ProviderBatchJob,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="generations",
+    )
     error = models.TextField(blank=True)
     cached = models.BooleanField(default=False)
     credits_held = models.PositiveIntegerField(default=0)

@@ -28,10 +28,11 @@ from . import lanes, metrics, quotas
 from .cpu_slots import cpu_slot
 from .imaging import UnusableImage, make_renditions
 from .log_context import render_fields
-from .models import Batch, Generation, Status
+from .models import Batch, Generation, Kind, Status
 from .providers import (
     BlockedError,
     CanceledError,
+    EditTurn,
     PermanentError,
     ProviderError,
     RateLimitedError,
@@ -39,6 +40,7 @@ from .providers import (
     TransientError,
     provider_named,
 )
+from .selectors import edit_chain
 from .storage import asset_store, read, reference_bytes
 
 log = logging.getLogger(__name__)
@@ -77,10 +79,21 @@ def _request_for(generation: Generation, deadline: float) -> tuple[RenderRequest
     references = list(batch.references.all())
     images = [reference_bytes(r) for r in references]
     parent_hash = ""
+    start_from: dict = {}
     if generation.parent_id and generation.parent.asset_id:
-        # The draft itself goes in as a reference, so the composition survives.
-        images.append(read(generation.parent.asset.original.name))
         parent_hash = generation.parent.asset.sha256
+        source = read(generation.parent.asset.original.name)
+        if generation.edge == Kind.EDIT:
+            start_from = _edit_inputs(generation, source)
+        elif generation.edge == Kind.VARIATION:
+            start_from = {
+                "source": source,
+                "variation": generation.batch.strength,
+                "source_seed": generation.parent.seed,
+            }
+        else:
+            # The draft itself goes in as a reference, so the composition survives.
+            images.append(source)
     request = RenderRequest(
         prompt=generation.prompt,
         seed=generation.seed,
@@ -89,6 +102,7 @@ def _request_for(generation: Generation, deadline: float) -> tuple[RenderRequest
         aspect=generation.aspect,
         model=generation.model,
         references=tuple(images),
+        **start_from,
         cancel_check=lambda: Batch.objects.filter(
             pk=generation.batch_id, canceled_at__isnull=False
         ).exists(),
@@ -106,7 +120,34 @@ def _request_for(generation: Generation, deadline: float) -> tuple[RenderRequest
         "parent": parent_hash or None,
         "generation": generation.pk,
     }
+    if generation.edge in (Kind.EDIT, Kind.VARIATION):
+        meta["made_by"] = generation.edge
+        meta["instruction"] = generation.instruction or None
+        meta["variation"] = start_from.get("variation") or None
     return request, meta
+
+
+def _edit_inputs(generation: Generation, source: bytes) -> dict:
+    """An edit's source image and, for a chained edit, the conversation so far."""
+    chain = edit_chain(generation.parent)  # the earlier edits, oldest first
+    turns = tuple(
+        EditTurn(instruction=g.instruction, image=read(g.asset.original.name),
+                 signature=g.thought_signature)
+        for g in chain
+    )  # fmt: skip
+    chain_start = b""
+    if chain:
+        first_source = (
+            Generation.objects.select_related("asset").filter(pk=chain[0].parent_id).first()
+        )
+        if first_source is not None and first_source.asset_id:
+            chain_start = read(first_source.asset.original.name)
+    return {
+        "source": source,
+        "instruction": generation.instruction,
+        "turns": turns,
+        "chain_start": chain_start,
+    }
 
 
 def generation_render(generation: Generation, *, slot: quotas.Slot | None = None) -> None:
@@ -183,7 +224,9 @@ def _render(generation: Generation, *, slot: quotas.Slot | None) -> None:
         log.exception("generation %s: unexpected error", generation.pk)
         _retry_or_fail(generation, "Something went wrong while rendering.", None, attempt)
         return
-    if generation_succeed(generation, asset=asset, usage=result.usage, attempt=attempt):
+    if generation_succeed(
+        generation, asset=asset, usage=result.usage, attempt=attempt, signature=result.signature
+    ):
         log.info("generation %s rendered", generation.pk)
 
 
@@ -205,7 +248,9 @@ def _close_idle_connections() -> None:
             connection.close()
 
 
-def generation_succeed(generation: Generation, *, asset, usage: dict, attempt: int) -> bool:
+def generation_succeed(
+    generation: Generation, *, asset, usage: dict, attempt: int, signature: str = ""
+) -> bool:
     now = timezone.now()
     with transaction.atomic():
         finished = Generation.objects.filter(
@@ -214,6 +259,7 @@ def generation_succeed(generation: Generation, *, asset, usage: dict, attempt: i
             status=Status.SUCCEEDED,
             asset=asset,
             usage=usage or {},
+            thought_signature=signature or "",
             finished_at=now,
             changed_at=now,
             lease_until=None,

@@ -15,6 +15,8 @@ from django.conf import settings
 from . import catalog
 
 PROMPT_MAX = 10_000
+INSTRUCTION_MAX = 10_000
+STRENGTHS = ("subtle", "strong")
 MAX_REFERENCES = 14
 SEED_MAX = 2**31 - 1
 # The largest row id a 64-bit integer column holds (SQLite, PostgreSQL bigint):
@@ -50,6 +52,7 @@ class BatchRequest:
     reference_ids: tuple[int, ...] = field(default=())
     per_line: bool = False
     fresh: bool = False
+    lane: str = "interactive"  # or "batch": the provider's batch endpoint
 
     @property
     def total(self) -> int:
@@ -58,6 +61,9 @@ class BatchRequest:
     @property
     def prompt_text(self) -> str:
         return "\n".join(self.prompts)
+
+
+LANES = ("interactive", "batch")
 
 
 def parse_id(value) -> int | None:
@@ -184,6 +190,10 @@ def parse_batch_request(data: Mapping, reference_ids=()) -> BatchRequest:
             f"Use at most {MAX_REFERENCES} reference images ({len(refs)} chosen)."
         )
 
+    lane = str(data.get("lane", "") or "interactive").strip().lower()
+    if lane not in LANES:
+        errors["lane"] = "Choose the interactive lane or the batch lane."
+
     if errors:
         raise InvalidRequest(errors)
     return BatchRequest(
@@ -197,4 +207,31 @@ def parse_batch_request(data: Mapping, reference_ids=()) -> BatchRequest:
         reference_ids=tuple(refs),
         per_line=per_line,
         fresh=_flag(data, "fresh"),
+        lane=lane,
     )
+
+
+def parse_instructions(values, *, tier: str) -> tuple[str, ...]:
+    """Edit instructions: one image each, every one 1–10,000 characters.
+
+    A single string is split into lines, as the page's textarea sends it.
+    """
+    if isinstance(values, str):
+        values = values.splitlines()
+    instructions = tuple(text for text in (clean_prompt(str(v)) for v in values or ()) if text)
+    if not instructions:
+        raise InvalidRequest({"instructions": "Write what to change, one instruction per line."})
+    for text in instructions:
+        if len(text) > INSTRUCTION_MAX:
+            raise InvalidRequest(
+                {
+                    "instructions": f"An instruction is {len(text):,} characters; "
+                    f"the limit is {INSTRUCTION_MAX:,}."
+                }
+            )
+    limit = max_count(tier) if tier in catalog.TIERS else settings.FLASH_MAX_COUNT
+    if len(instructions) > limit:
+        raise InvalidRequest(
+            {"instructions": f"{len(instructions)} instructions; the limit is {limit} per grid."}
+        )
+    return instructions

@@ -19,8 +19,11 @@ from django.db.models import Count, Exists, OuterRef, Q, Subquery, Sum
 from django.utils import timezone
 
 from . import quotas
-from .models import OUTSTANDING, Batch, Generation, Project, Reference, Status
+from .models import OUTSTANDING, Batch, Generation, Kind, Lane, Project, Reference, Status
 from .requests import parse_id
+
+# What a batch-lane grid's progress says it waits for ("waiting for …").
+BATCH_WAITING_FOR = "the provider's batch"
 
 # Three grids of up to 50 keep the page under 50 ms; older ones load on demand.
 GRIDS_PER_PAGE = 3
@@ -215,13 +218,14 @@ def _place_in_lane(tiles: list[Generation]) -> None:
     """
     queued_by_lane: dict[str, list[Generation]] = {}
     for tile in tiles:
-        if tile.status == Status.QUEUED:
+        # Batch-lane images have no place in a lane: the provider's batch holds them.
+        if tile.status == Status.QUEUED and tile.lane == Lane.INTERACTIVE:
             queued_by_lane.setdefault(tile.tier, []).append(tile)
     for lane, queued in queued_by_lane.items():
         queued.sort(key=lambda g: (g.created, g.pk))
         first = queued[0]
         ahead = (
-            Generation.objects.filter(tier=lane, status=Status.QUEUED)
+            Generation.objects.filter(tier=lane, status=Status.QUEUED, lane=Lane.INTERACTIVE)
             .filter(Q(created__lt=first.created) | Q(created=first.created, pk__lt=first.pk))
             .count()
         )
@@ -239,6 +243,10 @@ def _estimate(grid: Grid) -> None:
     """
     progress = grid.progress
     if progress.is_finished:
+        return
+    if grid.batch.lane == Lane.BATCH:
+        # Hours at most, usually minutes; there is no pace to estimate it from.
+        progress.waiting_for = BATCH_WAITING_FOR
         return
     places = [t.place for t in grid.tiles if getattr(t, "place", None)]
     progress.next_place = min(places) if places else None
@@ -440,9 +448,109 @@ def generation_detail(*, team, pk: int) -> Detail | None:
     position = siblings.index(pk) if pk in siblings else -1
     previous_id = siblings[position - 1] if position > 0 else None
     next_id = siblings[position + 1] if 0 <= position < len(siblings) - 1 else None
-    promotions = list(generation.promotions.filter(team=team).order_by("-created", "-id"))
+    promotions = list(
+        generation.children.filter(team=team, edge=Kind.PROMOTION).order_by("-created", "-id")
+    )
     references = list(generation.batch.references.all())
     return Detail(generation, previous_id, next_id, promotions, references)
+
+
+def edit_chain(generation: Generation) -> list[Generation]:
+    """The edits that led to `generation`, oldest first, ending with it if it is one.
+
+    A chain is the run of edit edges back to the first image that was not an
+    edit (a draft, a variation or a Pro render); its length is capped, so
+    this is at most EDIT_CHAIN_MAX_TURNS reads.
+    """
+    chain = []
+    node = generation
+    while node is not None and node.edge == Kind.EDIT:
+        chain.append(node)
+        node = (
+            Generation.objects.select_related("asset").filter(pk=node.parent_id).first()
+            if node.parent_id
+            else None
+        )
+    chain.reverse()
+    return chain
+
+
+@dataclass
+class TreeNode:
+    generation: Generation
+    depth: int
+    children: list[TreeNode] = field(default_factory=list)
+
+    @property
+    def edge(self) -> str:
+        return self.generation.edge
+
+    @property
+    def instruction(self) -> str:
+        return self.generation.instruction
+
+
+@dataclass
+class VersionTree:
+    root: TreeNode
+    nodes: list[TreeNode]  # depth first: each node before its children, siblings oldest first
+    current_id: int
+
+    @property
+    def is_trivial(self) -> bool:
+        return len(self.nodes) < 2
+
+
+# A tree can grow large (variation grids of variations); the page shows the newest.
+TREE_NODES_SHOWN = 300
+UNFINISHED_BRANCHES = (Status.FAILED, Status.BLOCKED, Status.CANCELED)
+
+
+def version_tree(*, team, pk: int) -> VersionTree | None:
+    """Every image made from the same first image as `pk`, as a tree, in two queries
+    (three when the tree is larger than the page shows).
+
+    Failed, blocked and canceled images are left out (they made nothing to
+    build on) unless one of them is the image asked for.
+    """
+    current = Generation.objects.filter(team=team, pk=pk).values("pk", "root_id").first()
+    if current is None:
+        return None
+    root_id = current["root_id"] or current["pk"]
+    rows = list(
+        Generation.objects.filter(team=team)
+        .filter(Q(pk=root_id) | Q(root_id=root_id))
+        .exclude(Q(status__in=UNFINISHED_BRANCHES) & ~Q(pk=pk))
+        .select_related("member", "asset", "batch")
+        .order_by("-created", "-id")[:TREE_NODES_SHOWN]
+    )
+    if all(g.pk != root_id for g in rows):
+        # A tree past the cut still shows where it began.
+        root = (
+            Generation.objects.filter(team=team, pk=root_id)
+            .select_related("member", "asset", "batch")
+            .first()
+        )
+        if root is None:
+            return None
+        rows.append(root)
+    rows.sort(key=lambda g: (g.created, g.pk))
+    by_id = {g.pk: TreeNode(g, 0) for g in rows}
+    tops = []
+    for node in by_id.values():
+        parent = by_id.get(node.generation.parent_id)
+        if parent is not None and node.generation.pk != root_id:
+            parent.children.append(node)
+        else:
+            tops.append(node)
+    ordered: list[TreeNode] = []
+    stack = [(top, 0) for top in reversed(tops)]
+    while stack:
+        node, depth = stack.pop()
+        node.depth = depth
+        ordered.append(node)
+        stack.extend((child, depth + 1) for child in reversed(node.children))
+    return VersionTree(root=by_id[root_id], nodes=ordered, current_id=pk)
 
 
 def compare_pair(*, team, pk: int) -> tuple[Generation, Generation] | None:
@@ -457,7 +565,7 @@ def compare_pair(*, team, pk: int) -> tuple[Generation, Generation] | None:
     if generation.parent_id:
         return generation.parent, generation
     pro = (
-        generation.promotions.filter(team=team, status=Status.SUCCEEDED)
+        generation.children.filter(team=team, edge=Kind.PROMOTION, status=Status.SUCCEEDED)
         .select_related("asset", "batch")
         .order_by("-created", "-id")
         .first()
@@ -485,6 +593,19 @@ def compare_images(*, team, ids) -> list[Generation]:
         .select_related("asset", "batch")
     }
     return [found[pk] for pk in ids if pk in found]
+
+
+def compare_nodes(*, team, pk: int, other: int) -> tuple[Generation, Generation] | None:
+    """Any two finished images of one version tree, the older first."""
+    pair = list(
+        Generation.objects.filter(team=team, pk__in={pk, other}, status=Status.SUCCEEDED)
+        .exclude(asset=None)
+        .select_related("asset")
+        .order_by("created", "id")
+    )
+    if len(pair) != 2 or (pair[0].root_id or pair[0].pk) != (pair[1].root_id or pair[1].pk):
+        return None
+    return pair[0], pair[1]
 
 
 def generations_for_download(*, team, ids) -> list[Generation]:

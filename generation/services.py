@@ -1,4 +1,5 @@
-"""Writes for generation: submit a batch, promote drafts, cancel, star, archive, upload references.
+"""Writes for generation: submit a batch, promote drafts, edit and vary images, cancel, star,
+archive, upload references.
 
 Submitting is one transaction: validate, quote, hold the credits, create the
 batch and its jobs. The lane tokens go to the broker only after it commits,
@@ -12,6 +13,7 @@ site itself acts (removing a member, scripts, tests).
 
 import hashlib
 import json
+import secrets
 from dataclasses import dataclass, field
 
 from django.conf import settings
@@ -25,9 +27,19 @@ from billing.services import Refusal, hold_place, hold_release, usage_record_cac
 from . import catalog, lanes, model_catalog
 from .backends import backend_for
 from .imaging import clean_upload
-from .models import OUTSTANDING, Batch, Generation, Project, Reference, Status
+from .models import OUTSTANDING, Batch, Generation, Kind, Lane, Project, Reference, Status
 from .providers import provider_named
-from .requests import BatchRequest, InvalidRequest, parse_id, parse_ids
+from .requests import (
+    SEED_MAX,
+    STRENGTHS,
+    BatchRequest,
+    InvalidRequest,
+    max_count,
+    parse_id,
+    parse_ids,
+    parse_instructions,
+)
+from .selectors import edit_chain
 from .storage import reference_store
 
 
@@ -53,12 +65,20 @@ def fingerprint(
     aspect: str,
     reference_hashes: list[str],
     parent_hash: str = "",
+    instructions: tuple[str, ...] = (),
+    strength: str = "",
 ) -> str:
-    """Identity of a render request: identical ones can reuse the stored image."""
-    material = json.dumps(
-        [provider, model, prompt, seed, size, aspect, sorted(reference_hashes), parent_hash],
-        ensure_ascii=False,
-    )
+    """Identity of a render request: identical ones can reuse the stored image.
+
+    An edit is identified by its source image (parent_hash) and the chain's
+    instructions up to and including its own; a variation by its strength.
+    Drafts and promotions leave both out, so their fingerprints keep the
+    meaning they had before edits existed.
+    """
+    material = [provider, model, prompt, seed, size, aspect, sorted(reference_hashes), parent_hash]
+    if instructions or strength:
+        material += [list(instructions), strength]
+    material = json.dumps(material, ensure_ascii=False)
     return hashlib.sha256(material.encode()).hexdigest()
 
 
@@ -69,6 +89,12 @@ class _Job:
     aspect: str
     parent: Generation | None = None
     axes: dict | None = None  # a permutation's axis values (generation.permutations)
+    edge: str = Kind.DRAFT
+    instruction: str = ""
+    # The chain's instructions before this one (edits), for the fingerprint.
+    earlier_instructions: tuple[str, ...] = ()
+    chain_turns: int = 0
+    strength: str = ""
 
 
 def batch_jobs(request: BatchRequest) -> list[_Job]:
@@ -92,20 +118,27 @@ def job_fingerprints(*, provider: str, model: str, size: str, references, jobs) 
             aspect=job.aspect,
             reference_hashes=reference_hashes,
             parent_hash=job.parent.asset.sha256 if job.parent and job.parent.asset else "",
+            instructions=(
+                (*job.earlier_instructions, job.instruction) if job.edge == Kind.EDIT else ()
+            ),
+            strength=job.strength,
         )
         for job in jobs
     ]
 
 
-def stored_renders(*, team, fingerprints) -> dict[str, int]:
-    """{fingerprint: asset id} of the renders already stored: one query for a whole grid."""
-    return dict(
-        Generation.objects.filter(
+def stored_renders(*, team, fingerprints) -> dict[str, tuple[int, str]]:
+    """{fingerprint: (asset id, thought signature)} of the renders already stored: one
+    query for a whole grid. The signature comes along: a later edit of the cached
+    copy sends it back to Gemini like the original's."""
+    return {
+        print_: (asset_id, signature)
+        for print_, asset_id, signature in Generation.objects.filter(
             team=team, fingerprint__in=set(fingerprints), status=Status.SUCCEEDED
         )
         .exclude(asset=None)
-        .values_list("fingerprint", "asset_id")
-    )
+        .values_list("fingerprint", "asset_id", "thought_signature")
+    }
 
 
 def _team_references(team, ids) -> list[Reference]:
@@ -126,9 +159,14 @@ def _check_still_member(*, team, member) -> None:
         raise SubmitRefused("You are no longer a member of this team.", code="not_found")
 
 
+def lane_price_percent(lane: str) -> int:
+    """What a lane charges, as a percentage of the price table's price."""
+    return settings.BATCH_PRICE_PERCENT if lane == Lane.BATCH else 100
+
+
 def _check_outstanding(*, team, member, tier: str, adding: int) -> None:
     outstanding = Generation.objects.filter(
-        team=team, member=member, tier=tier, status__in=OUTSTANDING
+        team=team, member=member, tier=tier, status__in=OUTSTANDING, lane=Lane.INTERACTIVE
     ).count()
     cap = settings.LANE_MEMBER_OUTSTANDING_CAP
     if outstanding + adding > cap:
@@ -158,6 +196,11 @@ def _create_batch(
     is_promotion=False,
     campaign=None,
     send_tokens=True,
+    kind: str = Kind.DRAFT,
+    source: Generation | None = None,
+    strength: str = "",
+    instruction: str = "",
+    lane=Lane.INTERACTIVE,
 ) -> Batch:
     """Hold the credits and create the batch with its jobs; caller holds the transaction."""
     backend = backend_for(team, tier)
@@ -168,6 +211,16 @@ def _create_batch(
         problems = offer.problems(size, job_aspect)
         if problems:
             raise SubmitRefused(next(iter(problems.values())), errors=problems)
+    if lane == Lane.BATCH:
+        from .batch_lane import offers_batch_lane
+
+        if not offers_batch_lane(backend.provider):
+            raise SubmitRefused(
+                f"The batch lane needs a provider with a batch endpoint (Gemini); "
+                f"{catalog.TIER_LABELS[tier]} here renders on {backend.provider}. "
+                "Choose the interactive lane.",
+                errors={"lane": "Not offered on this backend."},
+            )
     provider = provider_named(backend.provider)
     model = backend.model
     batch = Batch.objects.create(
@@ -185,6 +238,11 @@ def _create_batch(
         fresh=fresh,
         is_promotion=is_promotion,
         campaign=campaign,
+        kind=Kind.PROMOTION if is_promotion else kind,
+        source=source,
+        strength=strength,
+        instruction=instruction,
+        lane=lane,
         provider=provider.name,
         model=model,
     )
@@ -210,9 +268,14 @@ def _create_batch(
             seed=job.seed,
             parent=job.parent,
             axes=job.axes or {},
+            root_id=(job.parent.root_id or job.parent.pk) if job.parent else None,
+            edge=job.edge,
+            instruction=job.instruction,
+            chain_turns=job.chain_turns,
             fingerprint=print_,
             provider=provider.name,
             model=model,
+            lane=lane,
             created=now,
             changed_at=now,
         )
@@ -220,7 +283,7 @@ def _create_batch(
             cached += 1
             row.status = Status.SUCCEEDED
             row.cached = True
-            row.asset_id = stored[print_]
+            row.asset_id, row.thought_signature = stored[print_]
             row.finished_at = now
         rows.append(row)
 
@@ -236,6 +299,7 @@ def _create_batch(
                 key=batch.hold_key,
                 provider=backend.provider,
                 model=backend.model,
+                price_percent=lane_price_percent(lane),
             )
         except Refusal as refusal:
             code = (
@@ -266,7 +330,9 @@ def _create_batch(
     queued = list(
         Generation.objects.filter(batch=batch, status=Status.QUEUED).values_list("pk", flat=True)
     )
-    lanes.dispatch(tier, queued)
+    if lane == Lane.INTERACTIVE:
+        lanes.dispatch(tier, queued)
+    # Batch-lane images get no lane tokens: the batch lane's scheduler sends them.
     return batch
 
 
@@ -277,7 +343,9 @@ def batch_submit(*, team, member, request: BatchRequest, project: Project | None
     with transaction.atomic():
         _check_still_member(team=team, member=member)
         references = _team_references(team, request.reference_ids)
-        _check_outstanding(team=team, member=member, tier=request.tier, adding=len(jobs))
+        if request.lane == Lane.INTERACTIVE:
+            # The batch lane takes no interactive lane's room: it has no cap here.
+            _check_outstanding(team=team, member=member, tier=request.tier, adding=len(jobs))
         return _create_batch(
             team=team,
             member=member,
@@ -292,6 +360,7 @@ def batch_submit(*, team, member, request: BatchRequest, project: Project | None
             references=references,
             per_line=request.per_line,
             fresh=request.fresh,
+            lane=request.lane,
         )
 
 
@@ -331,7 +400,10 @@ def generation_promote(*, team, member, generation_ids, size: str, fresh: bool =
     ordered = [drafts[pk] for pk in ids]
     first = ordered[0]
     references = list({r.pk: r for d in ordered for r in d.batch.references.all()}.values())
-    jobs = [_Job(prompt=d.prompt, seed=d.seed, aspect=d.aspect, parent=d) for d in ordered]
+    jobs = [
+        _Job(prompt=d.prompt, seed=d.seed, aspect=d.aspect, parent=d, edge=Kind.PROMOTION)
+        for d in ordered
+    ]
     with transaction.atomic():
         _check_still_member(team=team, member=member)
         _check_outstanding(team=team, member=member, tier=catalog.PRO, adding=len(jobs))
@@ -349,6 +421,182 @@ def generation_promote(*, team, member, generation_ids, size: str, fresh: bool =
             references=references[:13],
             fresh=fresh,
             is_promotion=True,
+        )
+
+
+def _source_image(team, source) -> Generation:
+    """The finished image of this team that an edit or a variation starts from."""
+    pk = source.pk if isinstance(source, Generation) else parse_id(source)
+    found = None
+    if pk is not None:
+        found = (
+            Generation.objects.filter(team=team, pk=pk)
+            .select_related("asset", "batch__project")
+            .prefetch_related("batch__references")
+            .first()
+        )
+    if found is None:
+        raise SubmitRefused("That image is not in this team.", code="not_found")
+    if found.status != Status.SUCCEEDED or found.asset_id is None:
+        state = {
+            Status.QUEUED: "is still waiting to render",
+            Status.RUNNING: "is still rendering",
+            Status.FAILED: "failed",
+            Status.BLOCKED: "was blocked by the provider",
+            Status.CANCELED: "was canceled",
+        }.get(found.status, "has no image")
+        raise SubmitRefused(
+            f"This image {state}; only finished images can be edited or varied.",
+            errors={"source": "Wait for the image to render."},
+        )
+    return found
+
+
+def _invalid(invalid: InvalidRequest) -> SubmitRefused:
+    return SubmitRefused(next(iter(invalid.errors.values())), errors=invalid.errors)
+
+
+def edit_size(tier: str, source_size: str) -> str:
+    """An edit keeps its source's size where the tier offers it, else takes the tier's smallest."""
+    return source_size if source_size in catalog.SIZES[tier] else catalog.SIZES[tier][0]
+
+
+def generation_edit(
+    *,
+    team,
+    member,
+    source,
+    instructions,
+    tier: str = catalog.FLASH,
+    size: str | None = None,
+    fresh: bool = False,
+) -> Batch:
+    """Edit a finished image with words: one image per instruction, as one grid.
+
+    The edit renders at the source's aspect ratio on the chosen tier, at the
+    source's size when the tier offers it (else the tier's smallest). Editing
+    an edit continues its chain: the lane sends the earlier turns along.
+    """
+    tier = str(tier or "").strip().lower()
+    if tier not in catalog.TIERS:
+        raise SubmitRefused("Choose Flash or Pro.", errors={"tier": "Choose Flash or Pro."})
+    try:
+        instructions = parse_instructions(instructions, tier=tier)
+    except InvalidRequest as invalid:
+        raise _invalid(invalid)
+    label = catalog.TIER_LABELS[tier]
+    if size is None or size == "":
+        size = None
+    else:
+        size = str(size).strip().upper()
+        if size not in catalog.SIZES[tier]:
+            offered = ", ".join(catalog.SIZES[tier])
+            raise SubmitRefused(
+                f"{label} renders at {offered}.", errors={"size": f"Choose {offered}."}
+            )
+    found = _source_image(team, source)
+    if found.aspect not in catalog.ASPECTS[tier]:
+        raise SubmitRefused(
+            f"{label} does not render {found.aspect} images; edit it on Flash.",
+            errors={"tier": f"{label} does not offer {found.aspect}."},
+        )
+    if size is None:
+        size = edit_size(tier, found.size)
+    chain = edit_chain(found)
+    turns = len(chain) + 1
+    limit = settings.EDIT_CHAIN_MAX_TURNS
+    if turns > limit:
+        raise SubmitRefused(
+            f"This image ends a chain of {len(chain)} edits, the most one conversation keeps "
+            f"({limit}). Vary it or promote it to start a new chain from it.",
+            errors={"instructions": f"The chain is at its limit of {limit} edits."},
+        )
+    earlier = tuple(g.instruction for g in chain)
+    jobs = [
+        _Job(
+            prompt=found.prompt,
+            seed=found.seed,
+            aspect=found.aspect,
+            parent=found,
+            edge=Kind.EDIT,
+            instruction=instruction,
+            earlier_instructions=earlier,
+            chain_turns=turns,
+        )
+        for instruction in instructions
+    ]
+    with transaction.atomic():
+        _check_outstanding(team=team, member=member, tier=tier, adding=len(jobs))
+        return _create_batch(
+            team=team,
+            member=member,
+            project=found.batch.project,
+            tier=tier,
+            size=size,
+            aspect=found.aspect,
+            prompt=found.prompt,
+            base_seed=found.seed,
+            seed_locked=True,
+            jobs=jobs,
+            references=list(found.batch.references.all())[:13],
+            fresh=fresh,
+            kind=Kind.EDIT,
+            source=found,
+            instruction="\n".join(instructions),
+        )
+
+
+def generation_vary(*, team, member, source, strength: str, count=4) -> Batch:
+    """New images from a finished one: "subtle" keeps its composition, "strong" only its idea.
+
+    Each variation gets a new seed, so asking again gives new images rather
+    than the cached ones; the source goes to the provider as the image to vary.
+    """
+    strength = str(strength or "").strip().lower()
+    if strength not in STRENGTHS:
+        raise SubmitRefused(
+            "Vary subtle or strong.", errors={"strength": "Choose subtle or strong."}
+        )
+    found = _source_image(team, source)
+    limit = max_count(found.tier)
+    try:
+        count = int(str(count).strip())
+    except (TypeError, ValueError):
+        count = 0
+    if not 1 <= count <= limit:
+        raise SubmitRefused(
+            f"Choose between 1 and {limit} variations.",
+            errors={"count": f"Choose between 1 and {limit} images."},
+        )
+    base = secrets.randbelow(SEED_MAX - 1000)
+    jobs = [
+        _Job(
+            prompt=found.prompt,
+            seed=base + index,
+            aspect=found.aspect,
+            parent=found,
+            edge=Kind.VARIATION,
+            strength=strength,
+        )
+        for index in range(count)
+    ]
+    with transaction.atomic():
+        _check_outstanding(team=team, member=member, tier=found.tier, adding=len(jobs))
+        return _create_batch(
+            team=team,
+            member=member,
+            project=found.batch.project,
+            tier=found.tier,
+            size=found.size,
+            aspect=found.aspect,
+            prompt=found.prompt,
+            base_seed=base,
+            seed_locked=False,
+            jobs=jobs,
+            references=list(found.batch.references.all())[:13],
+            kind=Kind.VARIATION,
+            source=found,
+            strength=strength,
         )
 
 
@@ -395,6 +643,10 @@ def batch_cancel(*, batch: Batch, actor=None) -> int:
                 hold_release(hold_id=batch.hold_id, images=1, key=f"gen:{pk}:release")
             canceled += moved
     Batch.objects.filter(pk=batch.pk, canceled_at=None).update(canceled_at=now)
+    if batch.lane == Lane.BATCH:
+        from .batch_lane import batch_lane_cancel
+
+        canceled += batch_lane_cancel(batch)
     return canceled
 
 

@@ -46,6 +46,22 @@ def sweep_leases() -> dict:
     return lanes.sweep()
 
 
+@shared_task(name="generation.tasks.batch_lane_tick")
+def batch_lane_tick() -> dict:
+    """The batch lane's round (send queued images, collect finished jobs), once
+    per period however many schedulers send it, as sweep_leases: two rounds
+    at once could send the same grid twice before either marks it sent."""
+    from django.conf import settings
+
+    from . import batch_lane
+
+    every = settings.BATCH_LANE_POLL_SECONDS
+    period = int(time.time() // every)
+    if not cache.add(f"batch-lane:{period}", 1, timeout=every * 2):
+        return {"skipped": 1}
+    return batch_lane.tick()
+
+
 @worker_ready.connect
 def check_configured_models(**kwargs) -> None:
     """Say plainly at start-up when a configured Gemini model id does not exist."""

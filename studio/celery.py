@@ -18,6 +18,10 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.conf.task_queues = [Queue("flash"), Queue("pro")]
 app.conf.beat_schedule = {
     "sweep-expired-leases": {"task": "generation.tasks.sweep_leases", "schedule": 30.0},
+    "batch-lane": {
+        "task": "generation.tasks.batch_lane_tick",
+        "schedule": float(os.environ.get("BATCH_LANE_POLL_SECONDS", "30")),
+    },
     "reconcile-wallets": {"task": "billing.tasks.reconcile_wallets", "schedule": 3600.0},
 }
 app.autodiscover_tasks()

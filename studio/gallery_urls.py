@@ -1,4 +1,4 @@
-"""Gallery routes: projects, the composer, draft grids, image pages, compare, history.
+"""Gallery routes: projects, the composer, draft grids, image pages, edits, compare, history.
 
 Actions on one image live outside images/<pk>/, whose sub-paths are the media files.
 """
@@ -27,6 +27,8 @@ urlpatterns = [
     path("t/<slug:slug>/star/<id:pk>/", grid.image_star, name="image-star"),
     path("t/<slug:slug>/reject/<id:pk>/", grid.image_reject, name="image-reject"),
     path("t/<slug:slug>/rate/<id:pk>/", grid.image_rate, name="image-rate"),
+    path("t/<slug:slug>/edit/<id:pk>/", images.image_edit, name="image-edit"),
+    path("t/<slug:slug>/vary/<id:pk>/", images.image_vary, name="image-vary"),
     path("t/<slug:slug>/selection/promote/", grid.promote_confirm, name="promote-confirm"),
     path("t/<slug:slug>/selection/promote/go/", grid.promote, name="promote"),
     path("t/<slug:slug>/selection/archive/", grid.images_archive, name="images-archive"),

@@ -58,7 +58,7 @@ RECORDED = {
     "contact_sheet_render_failures_total": (
         "counter",
         "Renders that ended without an image, by status (failed, blocked, canceled) and "
-        "reason (permanent, transient, lease_expired, blocked, canceled).",
+        "reason (permanent, transient, lease_expired, blocked, canceled, batch_job).",
         ("lane", "provider", "status", "reason"),
     ),
     "contact_sheet_sweeper_requeued_total": (

@@ -312,8 +312,20 @@ OPENAI_API_BASE = os.environ.get("OPENAI_API_BASE", "https://api.openai.com").rs
 # Drafts are cheap, heroes are not.
 OPENAI_FLASH_QUALITY = os.environ.get("OPENAI_FLASH_QUALITY", "low")
 OPENAI_PRO_QUALITY = os.environ.get("OPENAI_PRO_QUALITY", "high")
-# A studio's own ComfyUI server and the API-format workflow each tier runs.
+# A studio's own ComfyUI servers and the API-format workflow each tier runs.
+# Each lane has its own servers, so a draft never queues behind a Pro render;
+# COMFYUI_URL alone (the older setting) serves both lanes from one server.
 COMFYUI_URL = os.environ.get("COMFYUI_URL", "http://127.0.0.1:8188").rstrip("/")
+COMFYUI_FLASH_URLS = env_list("COMFYUI_FLASH_URLS", COMFYUI_URL)
+COMFYUI_PRO_URLS = env_list("COMFYUI_PRO_URLS", COMFYUI_URL)
+# Prompts in flight per server across all workers (one GPU runs one at a time).
+COMFYUI_SERVER_SLOTS = env_int("COMFYUI_SERVER_SLOTS", 1)
+# How long a render waits for an unreachable server (a restart, a reboot)
+# before it fails. Keep it below RENDER_DEADLINE_SECONDS.
+COMFYUI_OUTAGE_MINUTES = float(os.environ.get("COMFYUI_OUTAGE_MINUTES", "5"))
+# Keep a copy of every render in ComfyUI's output folder (normally they go to
+# its temp folder, which ComfyUI empties each time it starts).
+COMFYUI_KEEP_OUTPUTS = env_bool("COMFYUI_KEEP_OUTPUTS", "false")
 COMFYUI_FLASH_WORKFLOW = os.environ.get(
     "COMFYUI_FLASH_WORKFLOW", str(BASE_DIR / "generation/providers/comfyui_workflows/draft.json")
 )
@@ -326,9 +338,18 @@ OFFLINE_FLASH_LATENCY = float(os.environ.get("OFFLINE_FLASH_LATENCY", "0"))
 OFFLINE_PRO_LATENCY = float(os.environ.get("OFFLINE_PRO_LATENCY", "0"))
 FLASH_MAX_COUNT = env_int("FLASH_MAX_COUNT", 50)
 PRO_MAX_COUNT = env_int("PRO_MAX_COUNT", 8)
+# Edits in a row on one image: each turn resends the whole conversation, so
+# a long chain grows slow and expensive and drifts from the subject.
+EDIT_CHAIN_MAX_TURNS = env_int("EDIT_CHAIN_MAX_TURNS", 8)
 LANE_MEMBER_OUTSTANDING_CAP = env_int("LANE_MEMBER_OUTSTANDING_CAP", 200)
 # Most images one permutation prompt or campaign CSV may expand into.
 PERMUTATIONS_MAX = env_int("PERMUTATIONS_MAX", 2000)
+# The batch lane: images sent to the provider's batch endpoint, priced at
+# this percentage of the list price, collected by the scheduler.
+BATCH_PRICE_PERCENT = env_int("BATCH_PRICE_PERCENT", 50)
+BATCH_LANE_POLL_SECONDS = env_int("BATCH_LANE_POLL_SECONDS", 30)
+# How long the offline renderer's batch mode takes before its results are ready.
+OFFLINE_BATCH_DELAY = float(os.environ.get("OFFLINE_BATCH_DELAY", "5"))
 GENERATION_MAX_ATTEMPTS = env_int("GENERATION_MAX_ATTEMPTS", 4)
 GENERATION_RETRY_BASE_SECONDS = float(os.environ.get("GENERATION_RETRY_BASE_SECONDS", "2"))
 GENERATION_LEASE_SECONDS = env_int("GENERATION_LEASE_SECONDS", CELERY_TASK_TIME_LIMIT + 30)

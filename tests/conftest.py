@@ -271,6 +271,18 @@ def browser_page(chromium_browser, live_server):
     context.close()
 
 
+def screenshot_path(name: str) -> Path:
+    """Where a browser test saves a screenshot: the README's own folder when
+    UPDATE_SCREENSHOTS=1, otherwise the run's data folder, so a test run
+    leaves the checkout as it found it."""
+    if os.environ.get("UPDATE_SCREENSHOTS") == "1":
+        folder = BASE_DIR / "docs" / "screenshots"
+    else:
+        folder = Path(settings.DATA_DIR) / "screenshots"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / name
+
+
 def sign_in(page, username: str, password: str = PASSWORD) -> None:
     page.goto(f"{page.base_url}/signin/")
     page.fill("input[name=username]", username)

@@ -17,6 +17,7 @@ from generation import catalog
 from .base import (
     BlockedError,
     CanceledError,
+    EditTurn,
     PermanentError,
     Provider,
     ProviderError,
@@ -29,6 +30,7 @@ from .base import (
 __all__ = [
     "BlockedError",
     "CanceledError",
+    "EditTurn",
     "PermanentError",
     "Provider",
     "ProviderError",
@@ -82,11 +84,15 @@ def provider_named(name: str) -> Provider:
         from .comfyui import ComfyUIProvider
 
         return ComfyUIProvider(
-            url=settings.COMFYUI_URL,
+            servers={"flash": settings.COMFYUI_FLASH_URLS, "pro": settings.COMFYUI_PRO_URLS},
             workflows={
                 "flash": settings.COMFYUI_FLASH_WORKFLOW,
                 "pro": settings.COMFYUI_PRO_WORKFLOW,
             },
+            redis_url=settings.CELERY_BROKER_URL,
+            slots_per_server=settings.COMFYUI_SERVER_SLOTS,
+            outage_seconds=settings.COMFYUI_OUTAGE_MINUTES * 60,
+            keep_outputs=settings.COMFYUI_KEEP_OUTPUTS,
             poll_seconds=settings.COMFYUI_POLL_SECONDS,
         )
     raise ImproperlyConfigured(

@@ -14,6 +14,17 @@ from typing import Protocol
 
 
 @dataclass(frozen=True)
+class EditTurn:
+    """One earlier turn of an edit chain: what was asked and the image that came back."""
+
+    instruction: str
+    image: bytes  # the encoded image the provider answered with
+    # Gemini's thoughtSignature of that image part ("" from other providers):
+    # a multi-turn edit must send it back with the image.
+    signature: str = ""
+
+
+@dataclass(frozen=True)
 class RenderRequest:
     prompt: str
     seed: int
@@ -22,6 +33,18 @@ class RenderRequest:
     aspect: str  # "16:9" ...
     model: str
     references: tuple[bytes, ...] = ()  # encoded images (PNG/JPEG/WebP bytes), at most 14
+    # Edits and variations start from an image: `source` is the one to edit
+    # or vary now (the latest of a chain). An edit carries its `instruction`,
+    # and a chained one its earlier turns (oldest first) and the image the
+    # chain began with, for providers that keep the conversation (Gemini).
+    source: bytes = b""
+    instruction: str = ""
+    turns: tuple[EditTurn, ...] = ()
+    chain_start: bytes = b""
+    # Variations: "subtle" (keep the composition) or "strong" (keep the idea),
+    # and the seed of the image being varied.
+    variation: str = ""
+    source_seed: int | None = None
     # Asked between polls by providers that follow a long job (ComfyUI): True
     # means the person canceled, so the provider stops the job and raises
     # CanceledError. Not part of what the request is, so not compared.
@@ -29,6 +52,10 @@ class RenderRequest:
     # time.monotonic() by which the provider must have answered or given up:
     # lane threads cannot be killed, so every wait is bounded by this instead.
     deadline: float | None = field(default=None, compare=False)
+
+    @property
+    def is_edit(self) -> bool:
+        return bool(self.instruction)
 
 
 @dataclass(frozen=True)
@@ -38,6 +65,8 @@ class RenderResult:
     model: str
     usage: dict  # provider usage metadata (may be {})
     text: str = ""  # any text parts
+    # Gemini's thoughtSignature of the returned image part, kept for the next edit.
+    signature: str = ""
 
 
 class ProviderError(Exception):

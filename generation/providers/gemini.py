@@ -103,26 +103,75 @@ class GeminiProvider:
         return parse_answer(response.content, model=request.model)
 
 
+# How a variation is asked for: Gemini has no image-strength control, so the
+# words and a new seed say how far to move from the source image.
+VARIATION_WORDING = {
+    "subtle": "Make a close variation of this image: keep its composition, subject, framing "
+    "and palette, and change only small details.",
+    "strong": "Make a new image on the same idea as this one: keep the subject and mood, "
+    "and find a different composition, viewpoint and framing.",
+}
+
+
 def request_body(request: RenderRequest) -> dict:
-    if len(request.references) > MAX_REFERENCES:
+    images = len(request.references) + (1 if request.source else 0)
+    if images > MAX_REFERENCES:
         raise PermanentError(
-            f"Gemini takes at most {MAX_REFERENCES} reference images; "
-            f"this request has {len(request.references)}.",
+            f"Gemini takes at most {MAX_REFERENCES} reference images; this request has {images}.",
         )
-    parts: list[dict] = [{"text": request.prompt}]
-    for data in request.references:
-        data, mime_type = _inline_reference(data)
-        parts.append(
-            {"inline_data": {"mime_type": mime_type, "data": base64.b64encode(data).decode()}}
-        )
+    if request.is_edit:
+        contents = edit_contents(request)
+    else:
+        text = request.prompt
+        if request.variation:
+            text = f"{VARIATION_WORDING[request.variation]}\n\n{request.prompt}"
+        parts: list[dict] = [{"text": text}]
+        parts += [_image_part(data) for data in request.references]
+        if request.source:
+            parts.append(_image_part(request.source))
+        contents = [{"role": "user", "parts": parts}]
     return {
-        "contents": [{"role": "user", "parts": parts}],
+        "contents": contents,
         "generationConfig": {
             "responseModalities": ["TEXT", "IMAGE"],
             "imageConfig": {"aspectRatio": request.aspect, "imageSize": request.size},
             "seed": request.seed,
         },
     }
+
+
+def edit_contents(request: RenderRequest) -> list[dict]:
+    """The conversation of an edit, in the documented multi-turn shape.
+
+    The first user turn carries the first instruction with the image the
+    chain began from (and the references); then, for every earlier turn, the
+    model's answer as it gave it (the image part with its thoughtSignature)
+    and the next instruction. The last user turn is this edit's instruction.
+    """
+    turns = request.turns
+    if not request.chain_start or not all(turn.signature for turn in turns):
+        # Turns another provider rendered (or a cached copy without its
+        # signature) cannot go back as Gemini's own answers: start the
+        # conversation from the latest image instead.
+        turns = ()
+    first_image = request.chain_start if turns else request.source
+    first_text = turns[0].instruction if turns else request.instruction
+    parts = [{"text": first_text}, _image_part(first_image)]
+    parts += [_image_part(data) for data in request.references]
+    contents = [{"role": "user", "parts": parts}]
+    for number, turn in enumerate(turns):
+        answer = {**_image_part(turn.image), "thoughtSignature": turn.signature}
+        contents.append({"role": "model", "parts": [answer]})
+        following = (
+            turns[number + 1].instruction if number + 1 < len(turns) else request.instruction
+        )
+        contents.append({"role": "user", "parts": [{"text": following}]})
+    return contents
+
+
+def _image_part(data: bytes) -> dict:
+    data, mime_type = _inline_reference(data)
+    return {"inline_data": {"mime_type": mime_type, "data": base64.b64encode(data).decode()}}
 
 
 def _inline_reference(data: bytes) -> tuple[bytes, str]:
@@ -242,6 +291,7 @@ def parse_answer(content: bytes, *, model: str) -> RenderResult:
         raise _blocked(finish_reason, candidate.get("finishMessage", ""))
 
     image_part = None
+    signature = ""
     texts = []
     for part in (candidate.get("content") or {}).get("parts") or []:
         if not isinstance(part, dict) or part.get("thought"):
@@ -249,6 +299,7 @@ def parse_answer(content: bytes, *, model: str) -> RenderResult:
         inline = part.get("inlineData") or part.get("inline_data")
         if inline:
             image_part = inline  # the last image part is the final one
+            signature = str(part.get("thoughtSignature") or part.get("thought_signature") or "")
         elif part.get("text"):
             texts.append(part["text"])
     text = "\n".join(texts)
@@ -265,7 +316,9 @@ def parse_answer(content: bytes, *, model: str) -> RenderResult:
             "Gemini sent an image that could not be read.", detail=f"bad base64: {error}"
         )
     mime_type = verified_mime_type(image, vendor="Gemini")
-    return RenderResult(image=image, mime_type=mime_type, model=model, usage=usage, text=text)
+    return RenderResult(
+        image=image, mime_type=mime_type, model=model, usage=usage, text=text, signature=signature
+    )
 
 
 def _blocked(reason: str, explanation: str) -> BlockedError:

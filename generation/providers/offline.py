@@ -51,7 +51,7 @@ class OfflineProvider:
             )
         started = time.monotonic()
         with cpu_slot():
-            image = render_image(request)
+            image = _draw(request)
             buffer = io.BytesIO()
             # Level 1: the pictures are smooth, so fast compression costs little size.
             image.save(buffer, format="PNG", compress_level=1)
@@ -67,6 +67,15 @@ class OfflineProvider:
         return RenderResult(
             image=buffer.getvalue(), mime_type="image/png", model=request.model, usage={}
         )
+
+
+def _draw(request: RenderRequest) -> Image.Image:
+    """Edits and variations start from their source image (offline_edits); the rest from words."""
+    if request.source and (request.is_edit or request.variation):
+        from .offline_edits import edit_image, vary_image
+
+        return edit_image(request) if request.is_edit else vary_image(request, render_image)
+    return render_image(request)
 
 
 def render_image(request: RenderRequest) -> Image.Image:

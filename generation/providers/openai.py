@@ -2,7 +2,10 @@
 
 One request per image: `POST /v1/images/generations` (JSON) for a prompt
 alone, `POST /v1/images/edits` (multipart, one `image[]` part per reference)
-when the request carries references, such as a draft being promoted. The
+when the request carries references, such as a draft being promoted, and for
+edits and variations (the image to edit first, then the references; the
+edits endpoint keeps no conversation, so a chained edit sends only the
+latest image and its instruction). The
 gpt-image models always answer with base64 (`data[0].b64_json`); they take
 no seed, so a render is not reproducible from its seed the way a Gemini one
 is (the seed still goes into the cache fingerprint and the stored metadata).
@@ -106,19 +109,20 @@ class OpenAIProvider:
                 "OpenAI is not set up: no API key is configured. Set OPENAI_API_KEY.",
                 detail="OPENAI_API_KEY is empty",
             )
-        if len(request.references) > MAX_REFERENCES:
+        images = ((request.source,) if request.source else ()) + request.references
+        if len(images) > MAX_REFERENCES:
             raise PermanentError(
                 f"OpenAI takes at most {MAX_REFERENCES} reference images; "
-                f"this request has {len(request.references)}.",
+                f"this request has {len(images)}.",
             )
         fields = request_fields(request, quality=self.qualities[request.tier])
         headers = {"Authorization": f"Bearer {self.api_key}"}
-        if request.references:
+        if images:
             endpoint, body = (
                 "edits",
                 {
                     "data": {key: str(value) for key, value in fields.items()},
-                    "files": reference_parts(request.references),
+                    "files": reference_parts(images),
                 },
             )
         else:
@@ -137,6 +141,15 @@ class OpenAIProvider:
         return parse_answer(response.content, model=request.model)
 
 
+# gpt-image has no image-strength control: the words say how far to move.
+VARIATION_WORDING = {
+    "subtle": "A close variation of this image: same composition, subject, framing and "
+    "palette, only small details changed.",
+    "strong": "A new image on the same idea as this one: same subject and mood, a different "
+    "composition, viewpoint and framing.",
+}
+
+
 def requested_size(request: RenderRequest) -> str:
     """WIDTHxHEIGHT: the real pixels of the tier's size for models the catalog knows
     (the 2.x models take any size within their limits), else the nearest of the
@@ -151,9 +164,14 @@ def requested_size(request: RenderRequest) -> str:
 
 
 def request_fields(request: RenderRequest, *, quality: str) -> dict:
+    prompt = request.prompt
+    if request.is_edit:
+        prompt = request.instruction
+    elif request.variation:
+        prompt = f"{VARIATION_WORDING[request.variation]}\n\n{request.prompt}"
     return {
         "model": request.model,
-        "prompt": request.prompt,
+        "prompt": prompt,
         "size": requested_size(request),
         # xhigh and max exist on 2.5 only; other models get their best.
         "quality": quality if quality in model_catalog.openai_qualities(request.model) else "high",

@@ -1,4 +1,5 @@
-"""The JSON API for studio pipelines: submit grids, follow them, list, promote, download.
+"""The JSON API for studio pipelines: submit grids, follow them, list, promote, edit, vary,
+download.
 
 Every endpoint calls the services and selectors the pages use, with the
 same validation, caps, per-member submit limit and credit refusals; only
@@ -25,7 +26,14 @@ from generation.selectors import (
     decode_cursor,
     history_page,
 )
-from generation.services import SubmitRefused, batch_cancel, batch_submit, generation_promote
+from generation.services import (
+    SubmitRefused,
+    batch_cancel,
+    batch_submit,
+    generation_edit,
+    generation_promote,
+    generation_vary,
+)
 
 from .. import throttle
 from ..models import Membership
@@ -39,11 +47,13 @@ from .schemas import (
     CampaignOut,
     CampaignSubmitOut,
     CancelOut,
+    EditIn,
     Error,
     ImageFilters,
     ImagePage,
     PermutationsIn,
     PromoteIn,
+    VaryIn,
 )
 
 # The same mapping the pages use for a refused submit.
@@ -177,6 +187,9 @@ def _image(request, generation: Generation, *, team, member_name: str) -> dict:
         "credits_charged": generation.credits_charged,
         "created": generation.created,
         "finished_at": generation.finished_at,
+        "parent": generation.parent_id,
+        "made_as": generation.edge,
+        "instruction": generation.instruction,
         "download_url": (
             request.build_absolute_uri(f"/api/v1/images/{generation.pk}/download") if done else None
         ),
@@ -207,6 +220,9 @@ def _batch(request, team, pk: int) -> dict:
         "base_seed": batch.base_seed,
         "seed_locked": batch.seed_locked,
         "is_promotion": batch.is_promotion,
+        "kind": batch.kind,
+        "source": batch.source_id,
+        "lane": batch.lane,
         "project": batch.project_id,
         "member": member_name,
         "provider": batch.provider,
@@ -339,6 +355,57 @@ def images_promote(request, payload: PromoteIn):
             generation_ids=payload.ids,
             size=payload.size,
             fresh=payload.fresh,
+        )
+    except SubmitRefused as refused:
+        raise _refused(refused)
+    return Reply(201, _batch(request, caller.team, batch.pk))
+
+
+@api.post(
+    "/images/{image_id}/edit",
+    response={201: BatchOut, 402: Error, 404: Error, 429: Error, **COMMON},
+    summary="Edit a finished image with words: one image per instruction",
+    description="Renders at the image's aspect ratio on the chosen tier, with the image (and "
+    "its references) as input; an edit of an edit continues the chain, up to the site's limit "
+    "(400 past it). Priced per image like a grid of that tier and size; an identical edit is "
+    "served from the cache at no charge. 404 for an image of another team.",
+)
+def images_edit(request, image_id: int, payload: EditIn):
+    caller = _caller(request)
+    _throttle_submit(caller)
+    try:
+        batch = generation_edit(
+            team=caller.team,
+            member=caller.member,
+            source=image_id,
+            instructions=payload.instructions,
+            tier=payload.tier,
+            size=payload.size,
+            fresh=payload.fresh,
+        )
+    except SubmitRefused as refused:
+        raise _refused(refused)
+    return Reply(201, _batch(request, caller.team, batch.pk))
+
+
+@api.post(
+    "/images/{image_id}/vary",
+    response={201: BatchOut, 402: Error, 404: Error, 429: Error, **COMMON},
+    summary="Variations of a finished image: subtle keeps its composition, strong its idea",
+    description="A grid of new images on the image's tier, size and aspect ratio, each with a "
+    "new seed, priced per image like a grid. docs/BACKENDS.md says what subtle and strong do "
+    "on each provider.",
+)
+def images_vary(request, image_id: int, payload: VaryIn):
+    caller = _caller(request)
+    _throttle_submit(caller)
+    try:
+        batch = generation_vary(
+            team=caller.team,
+            member=caller.member,
+            source=image_id,
+            strength=payload.strength,
+            count=payload.count,
         )
     except SubmitRefused as refused:
         raise _refused(refused)

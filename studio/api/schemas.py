@@ -13,7 +13,7 @@ from pydantic import AfterValidator
 from pydantic_core import PydanticCustomError
 
 from generation import catalog
-from generation.requests import ID_MAX, MAX_REFERENCES, PROMPT_MAX, day_in_range
+from generation.requests import ID_MAX, INSTRUCTION_MAX, MAX_REFERENCES, PROMPT_MAX, day_in_range
 
 
 def _row_id(value: int) -> int:
@@ -73,6 +73,12 @@ class BatchIn(Schema):
         description="Ids of reference images from the team's library.",
     )
     project: RowId | None = Field(default=None, description="Id of the project to file it under.")
+    lane: Literal["interactive", "batch"] = Field(
+        default="interactive",
+        description="interactive: rendered now by the Flash and Pro lanes. batch: sent to the "
+        "provider's batch endpoint at the batch rate (half price by default); results may "
+        "take hours, and progress says it is waiting for the provider's batch.",
+    )
 
 
 class Progress(Schema):
@@ -110,6 +116,11 @@ class ImageOut(Schema):
     credits_charged: int
     created: datetime
     finished_at: datetime | None
+    parent: int | None = Field(description="The image this one was made from, if any.")
+    made_as: Literal["draft", "promotion", "edit", "variation"] = Field(
+        description="How it was made from its parent: a Pro render, an edit or a variation."
+    )
+    instruction: str = Field(description="The edit's instruction; empty for other images.")
     download_url: str | None = Field(description="The original PNG; null until it is done.")
     page_url: str = Field(description="The image's page in the studio.")
 
@@ -125,6 +136,9 @@ class BatchOut(Schema):
     base_seed: int
     seed_locked: bool
     is_promotion: bool
+    kind: Literal["draft", "promotion", "edit", "variation"]
+    source: int | None = Field(description="The image an edit or variation batch starts from.")
+    lane: str = Field(description="interactive or batch")
     project: int | None
     member: str
     provider: str
@@ -165,6 +179,34 @@ class PromoteIn(Schema):
     )
     size: Literal["2K", "4K"] = "2K"
     fresh: bool = False
+
+
+class EditIn(Schema):
+    # Each instruction is bounded loosely here so the service can word the real limit.
+    instructions: list[Annotated[str, Field(max_length=INSTRUCTION_MAX * 2)]] = Field(
+        min_length=1,
+        max_length=200,
+        description=f"What to change, 1–{INSTRUCTION_MAX:,} characters each; one image per "
+        "instruction, all edits of the same image. Editing an edit continues its chain.",
+        examples=[["make the light warmer", "replace the mug with a teapot"]],
+    )
+    tier: Literal["flash", "pro"] = Field(
+        default="flash", description="Flash by default; Pro for a hero render."
+    )
+    size: Literal["512", "1K", "2K", "4K"] | None = Field(
+        default=None,
+        description="The image's own size when the tier offers it, else the tier's smallest.",
+    )
+    fresh: bool = Field(
+        default=False, description="Render again even when an identical edit is stored."
+    )
+
+
+class VaryIn(Schema):
+    strength: Literal["subtle", "strong"] = Field(
+        description="subtle keeps the composition; strong keeps only the idea."
+    )
+    count: int = Field(default=4, description="How many variations (up to the tier's grid limit).")
 
 
 class Limit(Schema):

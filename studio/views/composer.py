@@ -22,7 +22,12 @@ from generation.models import Generation, Project
 from generation.permutations import has_choices
 from generation.requests import InvalidRequest, clean_prompt, parse_batch_request, parse_id
 from generation.selectors import batch_cache_hits, batch_grid, references_for_team
-from generation.services import SubmitRefused, batch_submit, reference_upload
+from generation.services import (
+    SubmitRefused,
+    batch_submit,
+    lane_price_percent,
+    reference_upload,
+)
 
 from .. import throttle
 from ..teams import team_for_member
@@ -93,6 +98,7 @@ def _form_values(data) -> dict:
     values["seed"] = data.get("seed", "").strip() if values["seed_mode"] == "locked" else ""
     values["per_line"] = data.get("per_line", "")
     values["fresh"] = data.get("fresh", "")
+    values["lane"] = data.get("lane", "")
     values["references"] = data.getlist("references")
     for name in ("sizes", "aspects", "seeds"):
         values[name] = data.get(name, "")
@@ -186,7 +192,11 @@ def price_line(request, slug):
     cached = batch_cache_hits(team=access.team, request=batch_request)
     try:
         unit, backend = team_quote(
-            team=access.team, tier=batch_request.tier, size=batch_request.size, count=1
+            team=access.team,
+            tier=batch_request.tier,
+            size=batch_request.size,
+            count=1,
+            price_percent=lane_price_percent(batch_request.lane),
         )
     except Refusal as refusal:
         context["problem"] = refusal.message
@@ -200,6 +210,9 @@ def price_line(request, slug):
         size=batch_request.size,
         pixels="{} × {}".format(*offer.pixel_size(batch_request.size, batch_request.aspect)),
         backend=backend.label,
+        batch_percent=lane_price_percent(batch_request.lane)
+        if batch_request.lane == "batch"
+        else None,
         price=price,
         short=price > context["available"],
         limits=member_limits(access.team, request.user),

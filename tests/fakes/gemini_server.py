@@ -22,6 +22,13 @@ fake takes the strict reading, a token bucket refilling at the rate per
 second with `burst_seconds` worth of requests at most back to back.
 `peak_in_flight`, `answered` and `throttled` say what happened.
 
+A chained edit sends a conversation: the fake checks that the turns alternate
+user and model, end with the user's, and that every image part of a model
+turn carries a thoughtSignature (400 otherwise, as Gemini 3 image models
+refuse such edits); the newest user turn's text chooses the scenario and the
+image. Every answer's image part has a signature of its own
+(`signature_for`), so tests can follow them from turn to turn.
+
 Scenarios: ok, thought (an interim thought image, then the final one), 429
 (with Retry-After), 500, 503, 504, slow (answers after `slow_seconds`), 400
 (INVALID_ARGUMENT), 403, failed_precondition, 404, blocked
@@ -79,6 +86,14 @@ SCENARIOS = frozenset(
 )
 FAULT = re.compile(r"\[fault:([a-z_0-9]+)(?:\*(\d+))?\]")
 GENERATE = re.compile(r"^/v1beta/models/([^/:]+):generateContent$")
+BATCH_CREATE = re.compile(r"^/v1beta/models/([^/:]+):batchGenerateContent$")
+BATCH_GET = re.compile(r"^/v1beta/(batches/[^/:]+)$")
+BATCH_CANCEL = re.compile(r"^/v1beta/(batches/[^/:]+):cancel$")
+FILE_DOWNLOAD = re.compile(r"^(?:/download)?/v1beta/(files/[^/:]+):download$")
+# Asked for in a prompt of a batch job: the whole job ends failed or expired,
+# or that one request comes back with nothing.
+BATCH_FAULT = re.compile(r"\[batch:(failed|expired|lost)\]")
+BATCH_TYPE = "type.googleapis.com/google.ai.generativelanguage.v1main.GenerateContentBatch"
 
 ERRORS = {
     "429": (429, "RESOURCE_EXHAUSTED", "Resource has been exhausted (e.g. check quota)."),
@@ -121,6 +136,13 @@ class FakeGemini(LocalServer):
     burst_seconds: float = 2.0
     quota_retry_seconds: float = 1.0
     record_bodies: bool = True  # off for load runs: bodies carry references
+    # The batch endpoint: a job is pending, then running, for `batch_delay`
+    # seconds in all, then ends in `batch_outcome` (succeeded, failed, expired)
+    # unless a prompt in it asks otherwise.
+    batch_delay: float = 0.0
+    batch_outcome: str = "succeeded"
+    # Keys answered for although nobody asked (a result for a request we no longer have).
+    batch_extra_keys: tuple[str, ...] = ()
 
     def __post_init__(self):
         self._lock = threading.Lock()
@@ -131,6 +153,15 @@ class FakeGemini(LocalServer):
         self.throttled = 0
         self._tokens: float | None = None  # a full bucket at the first request
         self._refilled = time.monotonic()
+        self.batches: dict[str, dict] = {}
+        self.files: dict[str, bytes] = {}
+        self._uploads: dict[str, dict] = {}
+        self._next_id = 0
+
+    def next_id(self) -> str:
+        with self._lock:
+            self._next_id += 1
+            return f"{self._next_id:06d}"
 
     # --- the quota ---------------------------------------------------------------
 
@@ -204,10 +235,16 @@ class FakeGemini(LocalServer):
 
 
 def _prompt(body: dict) -> str:
+    """The text of the newest user turn: the prompt, or a chained edit's latest instruction."""
     try:
-        return body["contents"][0]["parts"][0].get("text", "")
+        return body["contents"][-1]["parts"][0].get("text", "")
     except (KeyError, IndexError, TypeError, AttributeError):
         return ""
+
+
+def signature_for(seed_text: str) -> str:
+    """The thoughtSignature the fake gives an answer: opaque, and different per image."""
+    return base64.b64encode(hashlib.sha256(b"signature|" + seed_text.encode()).digest()).decode()
 
 
 def png(width: int, height: int, seed_text: str) -> bytes:
@@ -278,6 +315,10 @@ class _Handler(QuietHandler):
     def do_GET(self):
         split = urlsplit(self.path)
         self._record(None)
+        if BATCH_GET.match(split.path) or FILE_DOWNLOAD.match(split.path):
+            if self._authorized():
+                self._batch_get(split.path)
+            return
         if split.path != "/v1beta/models":
             self._error(404, "NOT_FOUND", f"Not found: {split.path}")
             return
@@ -307,6 +348,24 @@ class _Handler(QuietHandler):
     def do_POST(self):
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length)
+        path = urlsplit(self.path).path
+        if path == "/upload/v1beta/files":
+            self._record(None)
+            # The session URL a start answers with is its own authority, as Google's is.
+            session = (parse_qs(urlsplit(self.path).query).get("upload_id") or [""])[0]
+            if session in self.fake._uploads or self._authorized():
+                self._upload(raw)
+            return
+        if BATCH_CREATE.match(path) or BATCH_CANCEL.match(path):
+            try:
+                body = json.loads(raw or b"{}")
+            except ValueError:
+                self._error(400, "INVALID_ARGUMENT", "Invalid JSON payload received.")
+                return
+            self._record(body if self.fake.record_bodies else None)
+            if self._authorized():
+                self._batch_post(path, body)
+            return
         try:
             body = json.loads(raw)
         except ValueError:
@@ -336,6 +395,192 @@ class _Handler(QuietHandler):
         finally:
             self.fake.leave()
 
+    # --- the batch endpoint and the Files API ---------------------------------
+
+    def _upload(self, raw: bytes) -> None:
+        command = (self.headers.get("X-Goog-Upload-Command") or "").lower()
+        query = parse_qs(urlsplit(self.path).query)
+        if command == "start":
+            upload_id = self.fake.next_id()
+            session = f"{self.fake.url}/upload/v1beta/files?upload_id={upload_id}"
+            self.fake._uploads[upload_id] = json.loads(raw or b"{}").get("file") or {}
+            self._json(
+                200,
+                {},
+                {
+                    "X-Goog-Upload-URL": session,
+                    "X-Goog-Upload-Status": "active",
+                },
+            )
+            return
+        upload_id = (query.get("upload_id") or [""])[0]
+        if "upload" not in command or upload_id not in self.fake._uploads:
+            self._error(400, "INVALID_ARGUMENT", "Unknown upload session.")
+            return
+        meta = self.fake._uploads.pop(upload_id)
+        name = f"files/upload-{upload_id}"
+        self.fake.files[name] = raw
+        self._json(
+            200,
+            {
+                "file": {
+                    "name": name,
+                    "displayName": meta.get("displayName", ""),
+                    "mimeType": "application/jsonl",
+                    "sizeBytes": str(len(raw)),
+                    "state": "ACTIVE",
+                    "uri": f"{self.fake.url}/v1beta/{name}",
+                }
+            },
+            {"X-Goog-Upload-Status": "final"},
+        )
+
+    def _batch_post(self, path: str, body: dict) -> None:
+        cancel = BATCH_CANCEL.match(path)
+        if cancel:
+            job = self.fake.batches.get(cancel.group(1))
+            if job is None:
+                self._error(404, "NOT_FOUND", f"{cancel.group(1)} not found.")
+                return
+            if job["state"] is None:
+                job["cancelled"] = True
+            self._json(200, {})
+            return
+        model = BATCH_CREATE.match(path).group(1)
+        if model not in self.fake.models and not model.startswith("fake-"):
+            self._error(404, "NOT_FOUND", f"models/{model} is not found for API version v1beta.")
+            return
+        batch = body.get("batch") or {}
+        source = batch.get("inputConfig") or {}
+        if source.get("fileName"):
+            data = self.fake.files.get(source["fileName"])
+            if data is None:
+                self._error(400, "INVALID_ARGUMENT", f"File {source['fileName']} not found.")
+                return
+            entries = []
+            for line in data.splitlines():
+                if line.strip():
+                    item = json.loads(line)
+                    entries.append((str(item.get("key", "")), item.get("request") or {}))
+            via_file = True
+        else:
+            requests = (source.get("requests") or {}).get("requests")
+            if not isinstance(requests, list) or not requests:
+                self._error(400, "INVALID_ARGUMENT", "* inputConfig: requests are required.")
+                return
+            entries = [
+                (str((r.get("metadata") or {}).get("key", "")), r.get("request") or {})
+                for r in requests
+            ]
+            via_file = False
+        for _, request in entries:
+            problem = _invalid(request)
+            if problem:
+                self._error(400, "INVALID_ARGUMENT", problem)
+                return
+        name = f"batches/{self.fake.next_id()}"
+        self.fake.batches[name] = {
+            "name": name,
+            "model": model,
+            "display_name": batch.get("displayName", ""),
+            "entries": entries,
+            "via_file": via_file,
+            "created": time.monotonic(),
+            "create_time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "cancelled": False,
+            "state": None,  # set once it has ended
+            "output": None,
+        }
+        self._json(200, self._operation(self.fake.batches[name]))
+
+    def _batch_get(self, path: str) -> None:
+        download = FILE_DOWNLOAD.match(path)
+        if download:
+            data = self.fake.files.get(download.group(1))
+            if data is None:
+                self._error(404, "NOT_FOUND", f"{download.group(1)} not found.")
+            else:
+                self._send(200, data, content_type="application/octet-stream")
+            return
+        job = self.fake.batches.get(BATCH_GET.match(path).group(1))
+        if job is None:
+            self._error(404, "NOT_FOUND", "Batch not found.")
+            return
+        self._json(200, self._operation(job))
+
+    def _operation(self, job: dict) -> dict:
+        """The long-running operation batches.get answers with, ending the job when due."""
+        fake = self.fake
+        state = job["state"]
+        if state is None:
+            elapsed = time.monotonic() - job["created"]
+            prompts = " ".join(_prompt(request) for _, request in job["entries"])
+            faults = set(BATCH_FAULT.findall(prompts))
+            if job["cancelled"]:
+                state = "BATCH_STATE_CANCELLED"
+            elif elapsed < fake.batch_delay / 2:
+                state = "BATCH_STATE_PENDING"
+            elif elapsed < fake.batch_delay:
+                state = "BATCH_STATE_RUNNING"
+            elif "failed" in faults or fake.batch_outcome == "failed":
+                state = "BATCH_STATE_FAILED"
+            elif "expired" in faults or fake.batch_outcome == "expired":
+                state = "BATCH_STATE_EXPIRED"
+            else:
+                state = "BATCH_STATE_SUCCEEDED"
+                job["output"] = self._batch_output(job)
+            if state not in ("BATCH_STATE_PENDING", "BATCH_STATE_RUNNING"):
+                job["state"] = state
+        count = len(job["entries"])
+        done = state not in ("BATCH_STATE_PENDING", "BATCH_STATE_RUNNING")
+        metadata = {
+            "@type": BATCH_TYPE,
+            "name": job["name"],
+            "displayName": job["display_name"],
+            "model": f"models/{job['model']}",
+            "state": state,
+            "createTime": job["create_time"],
+            "updateTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "batchStats": {
+                "requestCount": str(count),
+                "pendingRequestCount": "0" if done else str(count),
+            },
+        }
+        operation = {"name": job["name"], "metadata": metadata}
+        if done:
+            metadata["endTime"] = metadata["updateTime"]
+            operation["done"] = True
+            if job["output"] is not None:
+                metadata["output"] = job["output"]
+                operation["response"] = {"@type": BATCH_TYPE + "Output", **job["output"]}
+            elif state == "BATCH_STATE_FAILED":
+                operation["error"] = {"code": 13, "message": "The batch job failed."}
+        return operation
+
+    def _batch_output(self, job: dict) -> dict:
+        results, lines = [], []
+        keys = [key for key, _ in job["entries"]] + list(self.fake.batch_extra_keys)
+        requests = dict(job["entries"])
+        for key in keys:
+            request = requests.get(key) or job["entries"][0][1]
+            if "[batch:lost]" in _prompt(request):
+                continue
+            scenario = self.fake.scenario_for(job["model"], request)
+            status, payload, _ = answer_for(self.fake, scenario, job["model"], request)
+            if status == 200 and isinstance(payload, dict):
+                entry = {"response": payload}
+            elif isinstance(payload, dict):
+                entry = {"error": payload["error"]}
+            else:
+                entry = {"error": {"code": 13, "message": "Internal error.", "status": "INTERNAL"}}
+            results.append({**entry, "metadata": {"key": key}})
+            lines.append(json.dumps({"key": key, **entry}))
+        if job["via_file"]:
+            name = f"files/batch-{job['name'].split('/')[-1]}-responses"
+            self.fake.files[name] = "\n".join(lines).encode()
+            return {"responsesFile": name}
+        return {"inlinedResponses": {"inlinedResponses": results}}
+
     def _over_quota(self) -> None:
         delay = self.fake.quota_retry_seconds
         self._error(
@@ -350,82 +595,97 @@ class _Handler(QuietHandler):
         )
 
     def _answer(self, scenario: str, model: str, body: dict) -> None:
-        config = body.get("generationConfig") or {}
-        image_config = config.get("imageConfig") or {}
-        size = image_config.get("imageSize", "1K")
-        aspect = image_config.get("aspectRatio", "1:1")
-        seed_text = f"{_prompt(body)}|{config.get('seed')}|{size}|{aspect}"
-        usage = {"promptTokenCount": 12, "candidatesTokenCount": 1120, "totalTokenCount": 1132}
-
-        if scenario not in SCENARIOS:
-            self._error(400, "INVALID_ARGUMENT", f"The fake has no scenario {scenario!r}.")
-        elif scenario in ERRORS:
-            code, status, message = ERRORS[scenario]
-            headers = {}
-            if scenario == "429" and self.fake.retry_after is not None:
-                headers["Retry-After"] = self.fake.retry_after
-            self._error(code, status, message, headers=headers)
-        elif scenario == "404":
-            self._error(
-                404,
-                "NOT_FOUND",
-                f"models/{model} is not found for API version v1beta, or is not supported "
-                "for generateContent.",
-            )
-        elif scenario == "malformed":
-            self._send(200, b'{"candidates": [{"content": {"parts": [{"inlineData": ')
-        elif scenario == "blocked":
-            self._json(
-                200,
-                {
-                    "promptFeedback": {"blockReason": "PROHIBITED_CONTENT"},
-                    "usageMetadata": {"promptTokenCount": 12, "totalTokenCount": 12},
-                    "modelVersion": model,
-                },
-            )
-        elif scenario == "image_safety":
-            self._json(
-                200,
-                {
-                    "candidates": [
-                        {
-                            "finishReason": "IMAGE_SAFETY",
-                            "finishMessage": "The image may depict a real person.",
-                            "index": 0,
-                        }
-                    ],
-                    "usageMetadata": usage,
-                    "modelVersion": model,
-                },
-            )
-        elif scenario == "no_image":
-            parts = [{"text": "I can only describe this scene in words."}]
-            self._json(200, _candidate(parts, usage, model))
-        elif scenario == "not_image":
-            fake_bytes = base64.b64encode(b"this is not an image at all").decode()
-            parts = [{"inlineData": {"mimeType": "image/png", "data": fake_bytes}}]
-            self._json(200, _candidate(parts, usage, model))
+        status, payload, headers = answer_for(self.fake, scenario, model, body)
+        if isinstance(payload, bytes):
+            self._send(status, payload, headers)
         else:
-            if scenario == "slow":
-                time.sleep(self.fake.slow_seconds)
-            width, height = catalog.pixel_size(size, aspect)
-            final = base64.b64encode(png(width, height, seed_text)).decode()
-            parts = [{"text": "Here is your image."}]
-            if scenario == "thought":
-                interim = base64.b64encode(png(64, 64, "interim|" + seed_text)).decode()
-                parts = [
-                    {"text": "Planning the composition.", "thought": True},
-                    {"inlineData": {"mimeType": "image/png", "data": interim}, "thought": True},
-                    *parts,
-                ]
-                usage = {**usage, "thoughtsTokenCount": 310, "totalTokenCount": 1442}
-            parts.append(
-                {
-                    "inlineData": {"mimeType": "image/png", "data": final},
-                    "thoughtSignature": "c2lnbmF0dXJl",
-                }
-            )
-            self._json(200, _candidate(parts, usage, model))
+            self._json(status, payload, headers)
+
+
+def _err(code: int, status: str, message: str, headers: dict | None = None):
+    return code, {"error": {"code": code, "message": message, "status": status}}, headers or {}
+
+
+def answer_for(fake: FakeGemini, scenario: str, model: str, body: dict):
+    """(HTTP status, JSON payload or raw bytes, headers) of a generateContent answer:
+    the interactive endpoint sends it, the batch endpoint keeps it per request."""
+    config = body.get("generationConfig") or {}
+    image_config = config.get("imageConfig") or {}
+    size = image_config.get("imageSize", "1K")
+    aspect = image_config.get("aspectRatio", "1:1")
+    seed_text = f"{_prompt(body)}|{config.get('seed')}|{size}|{aspect}"
+    usage = {"promptTokenCount": 12, "candidatesTokenCount": 1120, "totalTokenCount": 1132}
+
+    if scenario not in SCENARIOS:
+        return _err(400, "INVALID_ARGUMENT", f"The fake has no scenario {scenario!r}.")
+    if scenario in ERRORS:
+        code, status, message = ERRORS[scenario]
+        headers = {}
+        if scenario == "429" and fake.retry_after is not None:
+            headers["Retry-After"] = fake.retry_after
+        return _err(code, status, message, headers)
+    if scenario == "404":
+        return _err(
+            404,
+            "NOT_FOUND",
+            f"models/{model} is not found for API version v1beta, or is not supported "
+            "for generateContent.",
+        )
+    if scenario == "malformed":
+        return 200, b'{"candidates": [{"content": {"parts": [{"inlineData": ', {}
+    if scenario == "blocked":
+        return (
+            200,
+            {
+                "promptFeedback": {"blockReason": "PROHIBITED_CONTENT"},
+                "usageMetadata": {"promptTokenCount": 12, "totalTokenCount": 12},
+                "modelVersion": model,
+            },
+            {},
+        )
+    if scenario == "image_safety":
+        return (
+            200,
+            {
+                "candidates": [
+                    {
+                        "finishReason": "IMAGE_SAFETY",
+                        "finishMessage": "The image may depict a real person.",
+                        "index": 0,
+                    }
+                ],
+                "usageMetadata": usage,
+                "modelVersion": model,
+            },
+            {},
+        )
+    if scenario == "no_image":
+        parts = [{"text": "I can only describe this scene in words."}]
+        return 200, _candidate(parts, usage, model), {}
+    if scenario == "not_image":
+        fake_bytes = base64.b64encode(b"this is not an image at all").decode()
+        parts = [{"inlineData": {"mimeType": "image/png", "data": fake_bytes}}]
+        return 200, _candidate(parts, usage, model), {}
+    if scenario == "slow":
+        time.sleep(fake.slow_seconds)
+    width, height = catalog.pixel_size(size, aspect)
+    final = base64.b64encode(png(width, height, seed_text)).decode()
+    parts = [{"text": "Here is your image."}]
+    if scenario == "thought":
+        interim = base64.b64encode(png(64, 64, "interim|" + seed_text)).decode()
+        parts = [
+            {"text": "Planning the composition.", "thought": True},
+            {"inlineData": {"mimeType": "image/png", "data": interim}, "thought": True},
+            *parts,
+        ]
+        usage = {**usage, "thoughtsTokenCount": 310, "totalTokenCount": 1442}
+    parts.append(
+        {
+            "inlineData": {"mimeType": "image/png", "data": final},
+            "thoughtSignature": signature_for(seed_text),
+        }
+    )
+    return 200, _candidate(parts, usage, model), {}
 
 
 def _candidate(parts: list[dict], usage: dict, model: str) -> dict:
@@ -441,9 +701,24 @@ def _candidate(parts: list[dict], usage: dict, model: str) -> dict:
 def _invalid(body: dict) -> str:
     """What the real API would reject with 400 INVALID_ARGUMENT, or ""."""
     try:
-        parts = body["contents"][0]["parts"]
+        contents = body["contents"]
+        parts = [part for content in contents for part in content["parts"]]
     except (KeyError, IndexError, TypeError):
         return "* GenerateContentRequest.contents: contents is not specified"
+    if not contents:
+        return "* GenerateContentRequest.contents: contents is not specified"
+    # A conversation (a chained edit) alternates user and model turns and ends
+    # with the user's; the model's image parts come back with the
+    # thoughtSignature they were given, which Gemini 3 image models require.
+    roles = [content.get("role", "user") for content in contents]
+    expected = ["user" if number % 2 == 0 else "model" for number in range(len(roles))]
+    if roles != expected or roles[-1] != "user":
+        return f"Please ensure that turns alternate between user and model: {roles}."
+    for number, content in enumerate(contents):
+        for part in content["parts"] if content.get("role") == "model" else ():
+            inline = part.get("inline_data") or part.get("inlineData")
+            if inline and not (part.get("thoughtSignature") or part.get("thought_signature")):
+                return f"Image part in content at index {number} is missing a thought_signature."
     images = [part for part in parts if "inline_data" in part or "inlineData" in part]
     if len(images) > 14:
         return "Too many input images: at most 14 are supported."

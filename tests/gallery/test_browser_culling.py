@@ -6,7 +6,6 @@ rendered by real workers of both lanes; the other walks render in-process
 """
 
 import re
-from pathlib import Path
 
 import pytest
 
@@ -15,12 +14,11 @@ from billing.selectors import wallet_of
 from generation.models import Batch, Generation
 from generation.services import generation_promote
 
-from ..conftest import sign_in
+from ..conftest import screenshot_path, sign_in
 from .conftest import render_all, submit
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 RENDER_TIMEOUT = 90_000
 
 
@@ -171,7 +169,7 @@ def test_culling_a_50_image_grid_with_the_keyboard_only(
         "() => [...document.querySelectorAll('.tile img')].every(i => i.complete)"
     )
     page.evaluate("document.getElementById('keys-help').hidden = false; window.scrollTo(0, 0)")
-    page.screenshot(path=str(SCREENSHOTS / "grid-culling.png"))
+    page.screenshot(path=str(screenshot_path("grid-culling.png")))
 
 
 @pytest.fixture
@@ -241,7 +239,7 @@ def test_zoom_to_100_percent_and_pan_a_4k_original_in_sync_in_compare(
         arg=dragged[2] + 0.01,
     )
     page.wait_for_timeout(300)
-    page.screenshot(path=str(SCREENSHOTS / "viewer-zoom-100.png"))
+    page.screenshot(path=str(screenshot_path("viewer-zoom-100.png")))
     page.keyboard.press("Escape")
     wait_focused(page, pros[0].pk)
 
@@ -269,7 +267,7 @@ def test_zoom_to_100_percent_and_pan_a_4k_original_in_sync_in_compare(
         assert x == pytest.approx(centres[0][1], abs=0.002)
         assert y == pytest.approx(centres[0][2], abs=0.002)
     page.wait_for_timeout(300)
-    page.screenshot(path=str(SCREENSHOTS / "compare-four-zoomed.png"))
+    page.screenshot(path=str(screenshot_path("compare-four-zoomed.png")))
 
     # Fit again; then three of them side by side.
     page.keyboard.press("z")
@@ -284,7 +282,7 @@ def test_zoom_to_100_percent_and_pan_a_4k_original_in_sync_in_compare(
         "() => [...document.querySelectorAll('.compare-side img')]"
         ".every(i => i.complete && i.naturalWidth)"
     )
-    page.screenshot(path=str(SCREENSHOTS / "compare-three.png"))
+    page.screenshot(path=str(screenshot_path("compare-three.png")))
 
     # Esc leaves compare for the grid, on the first image's tile.
     page.keyboard.press("Escape")

@@ -7,19 +7,17 @@ the same URLs from another team.
 """
 
 import re
-from pathlib import Path
 
 import pytest
 
 from billing.selectors import wallet_balance
 from generation.models import Batch, Generation, Project
 
-from ..conftest import sign_in
+from ..conftest import screenshot_path, sign_in
 from .conftest import fund, render_all, submit
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
-SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "screenshots" / "draft-grid.png"
 RENDER_TIMEOUT = 60_000
 FLASH_1K, PRO_4K = 67, 240
 FUNDS = 50_000
@@ -55,7 +53,7 @@ def test_a_designers_day_draft_star_promote_compare_keys(browser_page, owner, te
     page.fill("input[name=count]", "12")
     page.locator("input[name=count]").dispatch_event("change")
     price = page.locator("#price-line")
-    price.get_by_text("12 × Flash 1K = 804 credits").wait_for()
+    price.get_by_text("12 × Flash 1K (1024 × 1024) = 804 credits").wait_for()
     assert "50,000 available" in price.inner_text()
 
     # (a) Submit: the grid appears at once and fills in without a reload.
@@ -82,11 +80,10 @@ def test_a_designers_day_draft_star_promote_compare_keys(browser_page, owner, te
     assert charged == 12 * FLASH_1K
     wait_for_credits(page, FUNDS - charged)
 
-    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
     page.set_viewport_size({"width": 1280, "height": 1000})
     page.evaluate("window.scrollTo(0, 0); document.querySelector('#composer').scrollTop = 0")
     page.locator("#price-line", has_text=f"{FUNDS - charged:,} available").wait_for()
-    page.screenshot(path=str(SCREENSHOT))
+    page.screenshot(path=str(screenshot_path("draft-grid.png")))
 
     # (b) Star two, promote them to Pro 4K with the price shown first.
     tiles = grid.locator(".tile")

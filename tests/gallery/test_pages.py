@@ -129,7 +129,7 @@ def test_price_line_states_price_balance_and_limits(owner, team, project, client
     url = reverse("composer-price", args=[team.slug])
     query = "?prompt=fox&tier=flash&size=1K&aspect=1:1&count=50&seed_mode=random"
     text = client_for(owner).get(url + query).content.decode()
-    assert "50 × Flash 1K = 3,350 credits" in text
+    assert '50 × Flash 1K <span class="pixels">(1024 × 1024)</span> = 3,350 credits' in text
     assert "200,000 available" in text
     assert "Pro limit" in text and "4,600 left" in text
 

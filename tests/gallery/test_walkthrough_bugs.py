@@ -40,12 +40,21 @@ def test_the_price_line_counts_what_the_cache_will_serve(owner, team, project, c
     url = reverse("composer-price", args=[team.slug])
     client = client_for(owner)
     repeat = client.get(url, _composer(seed_mode="locked", seed="900")).content.decode()
-    assert "2 × Flash 1K = 0 credits" in repeat and "all 2 from the cache" in repeat
+    assert (
+        '2 × Flash 1K <span class="pixels">(1024 × 1024)</span> = 0 credits' in repeat
+        and "all 2 from the cache" in repeat
+    )
     # One of three is new: the line charges exactly that one (67 credits at 1K).
     more = client.get(url, _composer(seed_mode="locked", seed="900", count="3")).content.decode()
-    assert "3 × Flash 1K = 67 credits" in more and "2 of 3 from the cache" in more
+    assert (
+        '3 × Flash 1K <span class="pixels">(1024 × 1024)</span> = 67 credits' in more
+        and "2 of 3 from the cache" in more
+    )
     fresh = _composer(seed_mode="locked", seed="900", fresh="1")
-    assert "2 × Flash 1K = 134 credits" in client.get(url, fresh).content.decode()
+    assert (
+        '2 × Flash 1K <span class="pixels">(1024 × 1024)</span> = 134 credits'
+        in client.get(url, fresh).content.decode()
+    )
     # And the hold agrees with the line.
     before = Generation.objects.count()
     client.post(reverse("batch-submit", args=[team.slug, project.pk]),

@@ -87,9 +87,10 @@ def test_a_429_backs_off_every_worker_then_the_window_grows_back(
 
     assert Generation.objects.filter(batch=batch, status=Status.SUCCEEDED).count() == 30
     assert gemini.throttled > 0
-    # One burst is refused (up to 12 - 3); after it the whole pool sends
-    # fewer, instead of every job finding the limit on its own.
-    assert gemini.throttled < 30, f"{gemini.throttled} refusals for 30 images: a retry storm"
+    # One burst is refused (up to 12 - 3), then a few probes above the limit
+    # (about 15 in all on a quiet machine); the whole pool sends fewer instead
+    # of every job finding the limit on its own, which costs several each.
+    assert gemini.throttled < 40, f"{gemini.throttled} refusals for 30 images: a retry storm"
     assert_every_job_settled([batch])
     assert_books_balance()
 

@@ -30,7 +30,7 @@ from django.utils.text import slugify
 from generation.campaigns import parse_permutation_request, permutations_submit
 from generation.models import OUTSTANDING, Batch, Campaign, Generation, Project, Status
 from generation.requests import InvalidRequest, parse_batch_request
-from generation.selectors import progress_of
+from generation.selectors import BATCH_WAITING_FOR, progress_of
 from generation.services import SubmitRefused, batch_submit, project_create
 from studio.models import Membership, Team
 from studio.views.media import download_name
@@ -63,7 +63,9 @@ class ProgressBar:
         self.tty = stream.isatty()
         self.last = None
 
-    def show(self, *, finished: int, done: int, failed: int, waiting: int) -> None:
+    def show(
+        self, *, finished: int, done: int, failed: int, waiting: int, batch_lane: bool = False
+    ) -> None:
         state = (finished, done, failed, waiting)
         if state == self.last:
             return
@@ -73,6 +75,8 @@ class ProgressBar:
             f"[{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {finished}/{self.total} finished"
             f" · {done} done · {failed} failed · {waiting} waiting"
         )
+        if batch_lane and waiting:
+            line += f" for {BATCH_WAITING_FOR}"
         # On a terminal the bar is redrawn in place; in a log, one line per change.
         text = f"\r{line}" if self.tty else line
         # Plain text: stderr's default style would paint the bar as an error.
@@ -97,6 +101,12 @@ class Command(BaseCommand):
         parser.add_argument("--count", type=int, default=4, help="Images per prompt (default 4).")
         parser.add_argument("--seed", type=int, help="Lock the first seed of every grid.")
         parser.add_argument("--fresh", action="store_true", help="Render even if stored.")
+        parser.add_argument(
+            "--batch",
+            action="store_true",
+            help="Use the batch lane: the provider's batch endpoint at the batch rate (half "
+            "price by default); results may take hours, so raise --timeout or use --no-wait.",
+        )
         parser.add_argument(
             "--project", help="Project to file the grids under (default: the file's name)."
         )
@@ -187,6 +197,7 @@ class Command(BaseCommand):
                 "count": options["count"],
                 "seed": "" if options["seed"] is None else options["seed"],
                 "fresh": options["fresh"],
+                "lane": "batch" if options["batch"] else "interactive",
             }
             try:
                 requests.append(parse_batch_request(data))
@@ -279,6 +290,7 @@ class Command(BaseCommand):
                     done=progress.done,
                     failed=progress.failed + progress.blocked + progress.canceled,
                     waiting=progress.queued + progress.running,
+                    batch_lane=options.get("batch", False),
                 )
                 if progress.is_finished:
                     return True

@@ -8,7 +8,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("generation", "0003_generation_reject_and_rating"),
+        ("generation", "0005_batch_lane"),
         ("studio", "0003_team_deleted_at"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
