@@ -37,9 +37,12 @@ THUMB, PREVIEW, ORIGINAL = "thumb", "preview", "original"
 
 
 def _headers(response):
-    # Search engines keep out, and the token never leaves in a Referer.
+    # Search engines keep out, and the token never leaves the site in a Referer.
+    # Not `no-referrer`: under it browsers send `Origin: null` with the page's
+    # own form posts, which the CSRF check must refuse; `same-origin` sends
+    # nothing to any other site and lets the forms work.
     response["X-Robots-Tag"] = "noindex, nofollow"
-    response["Referrer-Policy"] = "no-referrer"
+    response["Referrer-Policy"] = "same-origin"
     response.setdefault("Cache-Control", "private, no-store")
     return response
 

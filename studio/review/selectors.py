@@ -60,6 +60,7 @@ def review_source_ids(*, team, ids=(), batch_id=None, project_id=None) -> list[i
 @dataclass
 class ClientTile:
     item: ReviewItem
+    shown: Generation
     verdict: str = ""
     rating: int | None = None
     comments: int = 0
@@ -68,7 +69,9 @@ class ClientTile:
 def review_client_tiles(*, link: ReviewLink, client_name: str) -> list[ClientTile]:
     """The client's grid: every image of the link with this client's own marks (3 queries)."""
     items = list(
-        link.items.select_related("generation", "final").annotate(comment_count=Count("comments"))
+        link.items.select_related("generation__asset", "final__asset").annotate(
+            comment_count=Count("comments")
+        )
     )
     marks = {
         m.item_id: m for m in ReviewMark.objects.filter(item__link=link, client_name=client_name)
@@ -79,6 +82,8 @@ def review_client_tiles(*, link: ReviewLink, client_name: str) -> list[ClientTil
         tiles.append(
             ClientTile(
                 item=item,
+                # The final once delivered, the draft until then.
+                shown=item.delivered if link.is_delivery else item.generation,
                 verdict=mark.verdict if mark else "",
                 rating=mark.rating if mark else None,
                 comments=item.comment_count,

@@ -146,7 +146,8 @@ def test_the_client_page_needs_no_account_and_shows_previews_only(team, shared, 
     html = page.content.decode()
     assert team.name in html and "Teapots round 1" in html and "Pick two, please." in html
     assert page["X-Robots-Tag"].startswith("noindex")
-    assert page["Referrer-Policy"] == "no-referrer"
+    assert page["Referrer-Policy"] == "same-origin"
+    assert '<meta name="referrer" content="same-origin">' in html
     assert '<meta name="robots" content="noindex' in html
     assert PROMPT not in html and "seed" not in html.lower()
     assert f"/t/{team.slug}/" not in html
