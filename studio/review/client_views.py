@@ -80,18 +80,25 @@ def _open(*, allow_locked=False, asks_password=False):
                     response = HttpResponse(throttled.message, status=429)
                     response["Retry-After"] = str(throttled.retry_after)
                     return _headers(response)
-                raise Http404
+                return _not_found(request)
             if not allow_locked and not _unlocked(request, link):
                 if asks_password:
                     return _headers(_password_page(request, link, token))
-                raise Http404
-            request.review_link = link
+                return _not_found(request)
             client_name = _state(request, link).get("name", "")
-            return _headers(view(request, link, token, client_name, *args, **kwargs))
+            try:
+                return _headers(view(request, link, token, client_name, *args, **kwargs))
+            except Http404:
+                return _not_found(request)
 
         return wrapper
 
     return decorate
+
+
+def _not_found(request):
+    # The site's plain 404, with the same headers: a dead link stays out of search engines too.
+    return _headers(render(request, "404.html", status=404))
 
 
 def _password_page(request, link, token, *, error="", status=200):
@@ -259,14 +266,17 @@ def client_media(request, link, token, client_name, position, kind):
     elif kind == PREVIEW:
         name = asset.preview.name
     elif kind == ORIGINAL and link.kind == ReviewKind.DELIVERY:
-        try:
-            review_download_claim(link=link, client_name=client_name, item=item)
-        except ReviewRefused as refused:
-            return _refusal(refused)
+        etag = f'"{asset.sha256}-original-{int(link.show_prompts)}"'
+        # A browser revalidating a file it already has is not a new download.
+        if request.headers.get("If-None-Match") != etag:
+            try:
+                review_download_claim(link=link, client_name=client_name, item=item)
+            except ReviewRefused as refused:
+                return _refusal(refused)
         return files.serve(
             request,
             asset.original.name,
-            f'"{asset.sha256}-original-{int(link.show_prompts)}"',
+            etag,
             strip_text=not link.show_prompts,
             attachment=_file_name(link, item, generation),
         )

@@ -162,16 +162,13 @@ class StudioTile:
 class LinkDetail:
     link: ReviewLink
     tiles: list[StudioTile]
-    events: list[ReviewEvent]
+    events: list[ReviewEvent]  # the newest EVENTS_SHOWN
+    views: int
 
     @property
     def picked_ids(self) -> list[int]:
         """The drafts clients picked: what "promote client picks" sends to Pro."""
         return [t.item.generation_id for t in self.tiles if t.picked_by]
-
-    @property
-    def views(self) -> int:
-        return sum(1 for e in self.events if e.kind == EventKind.VIEW)
 
 
 EVENTS_SHOWN = 200
@@ -192,7 +189,8 @@ def review_link_detail(*, team, pk: int, picks_only: bool = False) -> LinkDetail
     if picks_only:
         tiles = [t for t in tiles if t.picked_by]
     events = list(link.events.select_related("item")[:EVENTS_SHOWN])
-    return LinkDetail(link=link, tiles=tiles, events=events)
+    views = link.events.filter(kind=EventKind.VIEW).count()
+    return LinkDetail(link=link, tiles=tiles, events=events, views=views)
 
 
 def review_activity_rows(link: ReviewLink):

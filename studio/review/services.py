@@ -132,6 +132,8 @@ def review_link_deliver(*, link: ReviewLink, download_limit: int | None = None) 
     """
     if download_limit is not None and download_limit < 1:
         raise ReviewRefused("A download limit is at least 1, or none.")
+    if not link.is_live:
+        raise ReviewRefused("This link is revoked or expired; share the images again.")
     items = list(link.items.select_related("generation"))
     drafts = [i.generation_id for i in items if i.generation.tier == Tier.FLASH]
     newest = {}

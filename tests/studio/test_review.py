@@ -420,3 +420,29 @@ def test_items_keep_their_place_when_the_final_is_delivered(shared):
     assert list(ReviewItem.objects.filter(link=link).values_list("position", flat=True)) == [
         1, 2, 3, 4, 5,
     ]  # fmt: skip
+
+
+def test_a_dead_link_answers_the_plain_404_with_noindex(shared):
+    link, token = shared
+    review_link_revoke(link=link)
+    response = Client().get(client_url(token))
+    assert response.status_code == 404 and response["X-Robots-Tag"].startswith("noindex")
+    assert b"Teapots round 1" not in response.content
+    with pytest.raises(ReviewRefused):
+        review_link_deliver(link=link)
+
+
+def test_revalidating_an_original_already_downloaded_is_not_another_download(shared):
+    link, token = shared
+    review_link_deliver(link=link, download_limit=1)
+    browser = named_client(token)
+    first = browser.get(client_url(token, 1, "original"))
+    assert first.status_code == 200
+    b"".join(first.streaming_content)
+    again = browser.get(client_url(token, 1, "original"), HTTP_IF_NONE_MATCH=first["ETag"])
+    assert again.status_code == 304
+    link.refresh_from_db()
+    assert link.downloads == 1
+    review_link_revoke(link=link)
+    gone = browser.get(client_url(token, 1, "original"), HTTP_IF_NONE_MATCH=first["ETag"])
+    assert gone.status_code == 404
