@@ -28,8 +28,9 @@ class ReviewKind(models.TextChoices):
 
 class ReviewLinkQuerySet(models.QuerySet):
     def live(self):
-        """Links whose token still opens something: not revoked, not expired."""
-        return self.filter(revoked_at=None).filter(
+        """Links whose token still opens something: not revoked, not expired, of a team
+        that was not deleted."""
+        return self.filter(revoked_at=None, team__deleted_at=None).filter(
             Q(expires_at=None) | Q(expires_at__gt=timezone.now())
         )
 

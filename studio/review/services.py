@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from generation.models import Generation, Status, Tier
 
-from ..models import Membership
+from ..models import MANAGER_ROLES, Membership
 from .models import (
     COMMENT_MAX,
     NAME_MAX,
@@ -67,7 +67,7 @@ def review_link_create(
     The token is shown once and never stored: only its sha256 is.
     """
     role = Membership.objects.filter(team=team, user=created_by).values_list("role", flat=True)
-    if not role or role[0] not in ("owner", "admin"):
+    if not role or role[0] not in MANAGER_ROLES:
         raise ReviewRefused("Only the team's owners and admins can share images.", status=403)
     title = _one_line(title, TITLE_MAX)
     if not title:

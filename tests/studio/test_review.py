@@ -446,3 +446,11 @@ def test_revalidating_an_original_already_downloaded_is_not_another_download(sha
     review_link_revoke(link=link)
     gone = browser.get(client_url(token, 1, "original"), HTTP_IF_NONE_MATCH=first["ETag"])
     assert gone.status_code == 404
+
+
+def test_a_deleted_teams_links_answer_404(team, shared):
+    link, token = shared
+    team.deleted_at = timezone.now()
+    team.save(update_fields=["deleted_at"])
+    assert Client().get(client_url(token)).status_code == 404
+    assert Client().get(client_url(token, 1, "thumb")).status_code == 404

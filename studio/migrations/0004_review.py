@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
     dependencies = [
         ("generation", "0002_teambackend"),
-        ("studio", "0002_apitoken"),
+        ("studio", "0003_team_deleted_at"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
