@@ -79,6 +79,8 @@ def review_new(request, slug):
     data = request.POST if request.method == "POST" else request.GET
     ids = _sources(access.team, data)
     context = {"access": access, "ids": ids, "error": "", "form": data}
+    # The selection bar posts its ids without a title (a GET would put its CSRF
+    # token in the address): that is a request for the form.
     if request.method == "GET" or "title" not in request.POST:
         return render(request, "studio/review/new.html", context)
     try:
