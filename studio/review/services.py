@@ -265,10 +265,17 @@ def review_download_claim(
     the same moment cannot both get it.
     """
     live = ReviewLink.objects.live().filter(pk=link.pk, kind=ReviewKind.DELIVERY)
+    # Only the link's own columns in this WHERE: a condition through a join
+    # becomes `id IN (subquery)`, which PostgreSQL does not re-check against a
+    # row a concurrent claim just changed, so every racer would get through.
+    # (The team's deletion was checked when the token was looked up.)
+    claimable = (
+        ReviewLink.objects.filter(pk=link.pk, kind=ReviewKind.DELIVERY, revoked_at=None)
+        .filter(Q(expires_at=None) | Q(expires_at__gt=timezone.now()))
+        .filter(Q(download_limit=None) | Q(downloads__lt=F("download_limit")))
+    )
     with transaction.atomic():
-        claimed = live.filter(Q(download_limit=None) | Q(downloads__lt=F("download_limit"))).update(
-            downloads=F("downloads") + 1
-        )
+        claimed = claimable.update(downloads=F("downloads") + 1)
         if claimed != 1:
             if not live.exists():
                 raise ReviewRefused("This link does not offer downloads.", status=404)
