@@ -1,7 +1,7 @@
 """Client review in a real browser: the studio and a client on a phone, two contexts.
 
 The studio shares five drafts; the client, with no account, picks two and
-comments on one; the studio sees the picks appear on the link's page,
+comments on one; the studio sees the picks appear on the link's open page,
 promotes them to Pro 4K, switches the link to delivery; the client downloads
 the ZIP of finals; revoking the link makes the client's next request a 404.
 """
@@ -53,6 +53,10 @@ def test_share_pick_comment_promote_deliver_revoke(chromium_browser, live_server
         assert re.fullmatch(rf"{re.escape(live_server.url)}/r/[\w-]{{43}}/", url)
         link = ReviewLink.objects.get()
         assert link.items.count() == 5
+        # The studio keeps the link's page open while the client works.
+        studio.get_by_role("link", name="Follow this link's picks and comments").click()
+        studio.get_by_role("link", name="Client picks (0)").wait_for()
+        studio.evaluate("window.notReloaded = true")
 
         # The client, on a phone, with no account.
         client = client_context.new_page()
@@ -100,12 +104,15 @@ def test_share_pick_comment_promote_deliver_revoke(chromium_browser, live_server
         comment = ReviewComment.objects.get()
         assert comment.item.position == 4 and comment.x == pytest.approx(0.3, abs=0.02)
 
-        # The studio's link page shows both picks (it polls), then promotes them.
-        studio.goto(f"{live_server.url}/t/{team.slug}/review/")
-        studio.get_by_role("link", name="Teapots, first look").click()
+        # The open page shows both picks and the comment as they arrive (it polls).
         studio.get_by_role("link", name="Client picks (2)").wait_for()
+        studio.locator("#review-activity", has_text="a little warmer").wait_for()
         assert studio.locator(".review-tile.pick").count() == 2
-        assert "a little warmer" in studio.locator("#review-activity").inner_text()
+        assert studio.evaluate("window.notReloaded") is True
+        studio.goto(f"{live_server.url}/t/{team.slug}/review/")
+        row = studio.locator("tr", has_text="Teapots, first look")
+        assert re.search(r"5\s+1\s+2\s+1\s+0", row.inner_text())  # images views picks …
+        row.get_by_role("link", name="Teapots, first look").click()
         studio.get_by_role("button", name="Promote client picks to Pro…").click()
         studio.get_by_role("button", name=re.compile(r"Promote at 4K · \d+ credits")).click()
         studio.wait_for_url(re.compile(r"/projects/\d+/"))
