@@ -200,6 +200,9 @@ def signin_succeeded(*, username: str, address: str) -> None:
 # tokens cheap to refuse.
 
 REVIEW_MISSES_PER_MINUTE = 60
+# Picks, ratings and comments per link from one address: far above a person
+# clicking through a grid, low enough that a script cannot flood the studio.
+REVIEW_WRITES_PER_MINUTE = 120
 
 
 def review_password_attempt(*, link_id: int, address: str) -> None:
@@ -213,3 +216,7 @@ def review_password_succeeded(*, link_id: int, address: str) -> None:
 
 def review_token_missed(*, address: str) -> None:
     hit("review-miss", _address_bucket(address), limit=REVIEW_MISSES_PER_MINUTE)
+
+
+def review_write(*, link_id: int, address: str) -> None:
+    hit("review-write", f"{link_id}:{_address_bucket(address)}", limit=REVIEW_WRITES_PER_MINUTE)

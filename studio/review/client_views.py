@@ -184,9 +184,13 @@ def client_name_set(request, link, token, client_name):
     return redirect("review-client", token)
 
 
-def _needs_name(client_name):
+def _may_write(request, link, client_name):
     if not client_name:
         raise ReviewRefused("Tell the studio who you are first: type your name at the top.")
+    try:
+        throttle.review_write(link_id=link.pk, address=throttle.client_address(request))
+    except throttle.Throttled as throttled:
+        raise ReviewRefused(throttled.message, status=429)
 
 
 @require_GET
@@ -219,7 +223,7 @@ def _refusal(refused: ReviewRefused):
 def client_mark(request, link, token, client_name, position):
     item = _item_or_404(link, position)
     try:
-        _needs_name(client_name)
+        _may_write(request, link, client_name)
         review_mark_set(
             item=item,
             client_name=client_name,
@@ -236,7 +240,7 @@ def client_mark(request, link, token, client_name, position):
 def client_comment(request, link, token, client_name, position):
     item = _item_or_404(link, position)
     try:
-        _needs_name(client_name)
+        _may_write(request, link, client_name)
         review_comment_add(
             item=item,
             client_name=client_name,

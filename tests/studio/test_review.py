@@ -454,3 +454,18 @@ def test_a_deleted_teams_links_answer_404(team, shared):
     team.save(update_fields=["deleted_at"])
     assert Client().get(client_url(token)).status_code == 404
     assert Client().get(client_url(token, 1, "thumb")).status_code == 404
+
+
+def test_marks_and_comments_are_rate_limited_per_link_and_address(shared, monkeypatch):
+    monkeypatch.setattr("studio.throttle.REVIEW_WRITES_PER_MINUTE", 3)
+    link, token = shared
+    browser = named_client(token)
+    statuses = [
+        browser.post(client_url(token, 1, "comment"), {"body": f"note {n}"}).status_code
+        for n in range(4)
+    ]
+    assert statuses == [302, 302, 302, 429]
+    assert ReviewComment.objects.count() == 3
+    elsewhere = named_client(token)
+    elsewhere.defaults["REMOTE_ADDR"] = "203.0.113.7"
+    assert elsewhere.post(client_url(token, 1, "mark"), {"verdict": "pick"}).status_code == 302
