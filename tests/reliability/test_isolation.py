@@ -357,6 +357,9 @@ def test_a_review_link_of_one_team_reveals_nothing_of_another(
                 assert not any(sample and sample in content for sample in samples), where
     assert snapshot(team) == before
 
+    print(
+        f"\nreview probe: {len(probed)} review URLs, each GET and POST by 2 clients, then revoked"
+    )
     # Guessed tokens are rate-limited per address; here every request must say 404 itself.
     monkeypatch.setattr("studio.throttle.REVIEW_MISSES_PER_MINUTE", 10**6)
     review_link_revoke(link=link)
