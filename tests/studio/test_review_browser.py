@@ -8,18 +8,16 @@ the ZIP of finals; revoking the link makes the client's next request a 404.
 
 import re
 import zipfile
-from pathlib import Path
 
 import pytest
 
 from generation.models import Generation, Project
 from studio.models import ReviewComment, ReviewLink, ReviewMark
-from tests.conftest import sign_in
+from tests.conftest import screenshot_path, sign_in
 from tests.gallery.conftest import fund, render_all, submit
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
-SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "screenshots" / "client-review.png"
 PHONE = {"width": 390, "height": 844}
 
 
@@ -96,9 +94,8 @@ def test_share_pick_comment_promote_deliver_revoke(chromium_browser, live_server
         client.keyboard.press("Escape")
         client.wait_for_url(re.compile(r"/r/[\w-]+/#image-5$"))
 
-        SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
         client.evaluate("window.scrollTo(0, 0)")
-        client.screenshot(path=str(SCREENSHOT), full_page=True)
+        client.screenshot(path=str(screenshot_path("client-review.png")), full_page=True)
 
         assert ReviewMark.objects.filter(verdict="pick").count() == 2
         comment = ReviewComment.objects.get()
