@@ -160,3 +160,13 @@ class ApiToken(models.Model):
     @staticmethod
     def hash_token(token: str) -> str:
         return _hash_token(token)
+
+
+# Client review lives in its own modules; imported here so its models belong to this app.
+from .review.models import (  # noqa: E402, F401
+    ReviewComment,
+    ReviewEvent,
+    ReviewItem,
+    ReviewLink,
+    ReviewMark,
+)

@@ -191,3 +191,32 @@ def signin_succeeded(*, username: str, address: str) -> None:
     """A correct password: its attempt was no failure, and the pair starts afresh."""
     unhit("signin-address", _address_bucket(address))
     clear("signin-pair", _pair(username, address))
+
+
+# --- review links ------------------------------------------------------------------
+#
+# A link's password is guessed per (link, address), at the sign-in rate; a
+# token is 256 bits, so misses are limited only to keep a crawler of guessed
+# tokens cheap to refuse.
+
+REVIEW_MISSES_PER_MINUTE = 60
+# Picks, ratings and comments per link from one address: far above a person
+# clicking through a grid, low enough that a script cannot flood the studio.
+REVIEW_WRITES_PER_MINUTE = 120
+
+
+def review_password_attempt(*, link_id: int, address: str) -> None:
+    key = f"{link_id}:{_address_bucket(address)}"
+    hit("review-password", key, limit=settings.SIGNIN_ATTEMPTS_PER_MINUTE)
+
+
+def review_password_succeeded(*, link_id: int, address: str) -> None:
+    clear("review-password", f"{link_id}:{_address_bucket(address)}")
+
+
+def review_token_missed(*, address: str) -> None:
+    hit("review-miss", _address_bucket(address), limit=REVIEW_MISSES_PER_MINUTE)
+
+
+def review_write(*, link_id: int, address: str) -> None:
+    hit("review-write", f"{link_id}:{_address_bucket(address)}", limit=REVIEW_WRITES_PER_MINUTE)

@@ -55,6 +55,7 @@ urlpatterns = [
     ),
     path("t/<slug:slug>/references/<id:pk>/image/", media.reference_image, name="reference-image"),
     path("", include("studio.gallery_urls")),
+    path("", include("studio.review.urls")),
     path("", include("billing.urls")),
     path("", include("generation.urls")),
     path("", include("studio.api.urls")),

@@ -68,20 +68,31 @@ def _entry(name: str, moment) -> zipfile.ZipInfo:
     return info
 
 
-def zip_stream(generations):
+def _read_all(source):
+    while chunk := source.read(CHUNK):
+        yield chunk
+
+
+def zip_stream(generations, *, name_for=download_name, read=None, manifest=True):
+    """The ZIP of these generations' originals and their manifest.
+
+    A review link's delivery names the entries itself (`name_for`), reads
+    each original through `read` (which drops the prompt and seed) and
+    leaves the manifest out.
+    """
     pipe = _Pipe()
     rows = []
     # PNGs are already compressed: storing them is as small and much faster.
     with zipfile.ZipFile(pipe, "w", compression=zipfile.ZIP_STORED) as archive:
         for generation in generations:
-            name = download_name(generation)  # unique: it ends with the image's id
+            name = name_for(generation)  # unique: download_name ends with the image's id
             info = _entry(name, generation.finished_at or generation.created)
             try:
                 source = default_storage.open(generation.asset.original.name, "rb")
             except FileNotFoundError:
                 continue
             with source, archive.open(info, "w", force_zip64=True) as entry:
-                if generation.cached:
+                if read is None and generation.cached:
                     # A cache hit's stored file names the image first rendered;
                     # the copy in the ZIP names this one (and where it came from).
                     original = source.read()
@@ -89,13 +100,14 @@ def zip_stream(generations):
                     generation.cached_from = source_of(original)
                     entry.write(fixed)
                     yield pipe.take()
-                while chunk := source.read(CHUNK):
+                for chunk in (read or _read_all)(source):
                     entry.write(chunk)
                     yield pipe.take()
             rows.append(manifest_row(generation, name))
-        now = timezone.now()
-        archive.writestr(_entry("manifest.csv", now), manifest_csv(rows))
-        archive.writestr(_entry("manifest.json", now), manifest_json(rows))
+        if manifest:
+            now = timezone.now()
+            archive.writestr(_entry("manifest.csv", now), manifest_csv(rows))
+            archive.writestr(_entry("manifest.json", now), manifest_json(rows))
     yield pipe.take()
 
 

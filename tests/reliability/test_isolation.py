@@ -45,8 +45,10 @@ def png_bytes(color=(200, 30, 30)) -> bytes:
 
 @pytest.fixture
 def victim(owner, team, teammate, db):
-    """The first team with a rendered grid, a promotion, a project, a reference and an invite."""
+    """The first team with a rendered grid, a promotion, a project, a reference, an invite
+    and a review link its client has marked up."""
     from generation.models import Project
+    from studio.review.services import review_comment_add, review_link_create, review_mark_set
     from studio.services import invite_create
 
     fund(team, owner)
@@ -63,12 +65,19 @@ def victim(owner, team, teammate, db):
         pass
     assert not Generation.objects.exclude(status=Status.SUCCEEDED).exists()
     token = invite_create(team=team, created_by=owner)
+    link, review_token = review_link_create(
+        team=team, created_by=owner, title="Orca client round", generation_ids=ids
+    )
+    item = link.items.first()
+    review_mark_set(item=item, client_name="Client Carla", verdict="pick")
+    review_comment_add(item=item, client_name="Client Carla", body="secret note 5519")
     return {
         "team": team,
         "project": project,
         "reference": reference,
         "batches": [draft, promotion],
         "token": token,
+        "review_token": review_token,
     }
 
 
@@ -76,6 +85,7 @@ def snapshot(team) -> dict:
     """Everything an outsider's request might change."""
     from billing.models import Hold, LedgerEntry, MemberCap, Price, Wallet
     from generation.models import Batch, Project, Reference
+    from studio.models import ReviewComment, ReviewEvent, ReviewLink, ReviewMark
 
     team.refresh_from_db()
     wallet = Wallet.objects.filter(team=team).values().first()
@@ -94,6 +104,16 @@ def snapshot(team) -> dict:
         ),
         "projects": sorted(Project.objects.values_list("pk", "name", "archived")),
         "references": sorted(Reference.objects.values_list("pk", "name")),
+        "review_links": sorted(
+            ReviewLink.objects.filter(team=team).values_list(
+                "pk", "title", "kind", "revoked_at", "downloads", "download_limit"
+            )
+        ),
+        "review_marks": sorted(
+            ReviewMark.objects.filter(item__link__team=team).values_list("pk", "verdict", "rating")
+        ),
+        "review_comments": ReviewComment.objects.filter(item__link__team=team).count(),
+        "review_events": ReviewEvent.objects.filter(link__team=team).count(),
     }
 
 
@@ -183,9 +203,9 @@ def values_for(victim):
         if name == "kind":
             return ["original", "preview", "thumb"]
         if name == "token":
-            # The invite token is a capability an outsider does not have (its
-            # holder may see the team's name and join): probe with a guess.
-            return ["not-" + victim["token"][4:]]
+            # The invite and review tokens are capabilities an outsider does not
+            # have (their holders may see the team's name): probe with guesses.
+            return ["not-" + victim["token"][4:], victim["review_token"][::-1]]
         if name in ("object_id",) or conv == "path":
             return [str(i) for i in ids[:4]]
         return ["original", "zip", "csv"]
@@ -215,6 +235,7 @@ def test_outsiders_get_nothing_of_the_first_team_from_any_url(victim, stranger, 
     outsider_member = make_user("oscar")
     Membership.objects.create(team=stranger.teams.get(), user=outsider_member, role=Role.MEMBER)
     secrets_text = [team.name, SECRET_PROMPT, "Secret Project Orca", "hero-ref"]
+    secrets_text += ["Orca client round", "Client Carla", "secret note 5519"]
     digests, samples = media_fingerprints(settings.MEDIA_ROOT)
     assert digests, "the first team has stored images"
     generation_ids = [str(pk) for pk in Generation.objects.values_list("pk", flat=True)]
@@ -265,6 +286,89 @@ def test_outsiders_get_nothing_of_the_first_team_from_any_url(victim, stranger, 
         f"patterns without fillable arguments: {skipped}"
     )
     assert tried_patterns >= 15
+
+
+# --- review links: a link reaches its own images, nothing of any other team ---------------
+
+
+def _review_chains():
+    return [
+        chain
+        for chain in leaf_chains(get_resolver().url_patterns)
+        if "".join(str(entry.pattern) for entry in chain).startswith("r/")
+    ]
+
+
+def test_a_review_link_of_one_team_reveals_nothing_of_another(
+    victim, stranger, settings, monkeypatch
+):
+    """The stranger's team shares its own image; every review URL, filled with that
+    real token and every number (its places and the first team's ids), shows
+    nothing of the first team. Revoked, the same URLs are all 404."""
+    from studio.review.services import review_link_create, review_link_deliver, review_link_revoke
+
+    team = victim["team"]
+    digests, samples = media_fingerprints(settings.MEDIA_ROOT)
+    secrets_text = [team.name, SECRET_PROMPT, "Secret Project Orca", "Orca client round",
+                    "Client Carla", "secret note 5519"]  # fmt: skip
+    theirs = stranger.teams.get()
+    fund(theirs, stranger)
+    batch = submit(theirs, stranger, count=2, prompt="an unrelated teapot")
+    while run_lane("flash"):
+        pass
+    link, token = review_link_create(
+        team=theirs, created_by=stranger, title="Their round",
+        generation_ids=list(batch.generations.values_list("pk", flat=True)),
+    )  # fmt: skip
+    review_link_deliver(link=link)  # originals and the ZIP are reachable too
+    before = snapshot(team)
+    numbers = [0, 1, 2, 3] + sorted(
+        Generation.objects.filter(team=team).values_list("pk", flat=True)
+    )
+    kinds = ["thumb", "preview", "original", "zip"]
+
+    def value_for(name, conv):
+        if name == "token":
+            return [token]
+        if name == "kind":
+            return kinds
+        return numbers
+
+    probed = []
+    for chain in _review_chains():
+        probed.extend(paths_for(chain, value_for, limit=500))
+    assert len(probed) > 40
+    post_data = {"verdict": "pick", "rating": "5", "body": "hi", "name": "Probe", "x": "", "y": ""}
+    for user in (None, stranger):
+        client = Client()
+        if user is not None:
+            client.force_login(user)
+        client.post(f"/r/{token}/name/", {"name": "Probe"})
+        for path in probed:
+            for method in ("get", "post"):
+                response = getattr(client, method)(path, post_data if method == "post" else None)
+                where = f"{method.upper()} {path} as {user or 'anonymous'}"
+                assert response.status_code < 500, where
+                content = body_of(response)
+                text = content.decode("utf-8", "replace")
+                for secret in secrets_text:
+                    assert secret not in text, f"{where} shows {secret!r}"
+                assert hashlib.sha256(content).hexdigest() not in digests, where
+                assert not any(sample and sample in content for sample in samples), where
+    assert snapshot(team) == before
+
+    print(
+        f"\nreview probe: {len(probed)} review URLs, each GET and POST by 2 clients, then revoked"
+    )
+    # Guessed tokens are rate-limited per address; here every request must say 404 itself.
+    monkeypatch.setattr("studio.throttle.REVIEW_MISSES_PER_MINUTE", 10**6)
+    review_link_revoke(link=link)
+    client = Client()
+    for path in probed:
+        for method in ("get", "post"):
+            response = getattr(client, method)(path, post_data if method == "post" else None)
+            # 405: a POST to a page that only answers GET, refused before the token is read.
+            assert response.status_code in (404, 405), (method, path, response.status_code)
 
 
 # --- roles: members cannot move money or change the rules -------------------------------
