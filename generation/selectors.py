@@ -32,6 +32,8 @@ PACE_SAMPLE = 20
 PACE_CACHE_SECONDS = 10
 # Columns a tile never shows; skipping them keeps 2,500-tile pages light.
 TILE_DEFERRED = ("usage", "fingerprint", "lease_until", "not_before", "dispatched_at")
+# A poll swaps tiles by id: the edit chain and the matrix axes stay on the page.
+POLL_DEFERRED = (*TILE_DEFERRED, "thought_signature", "instruction", "axes")
 
 
 # --- projects -----------------------------------------------------------------------
@@ -400,7 +402,7 @@ def batch_changes(*, team, pk: int, since: datetime | None) -> Changes | None:
     """
     read_at = timezone.now()
     generations = list(
-        Generation.objects.filter(batch_id=pk, team=team).defer(*TILE_DEFERRED).order_by("index")
+        Generation.objects.filter(batch_id=pk, team=team).defer(*POLL_DEFERRED).order_by("index")
     )
     if not generations:
         return None
