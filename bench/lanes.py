@@ -113,9 +113,7 @@ def b13_quota_bound(ctx, images: int = 300) -> list[Row]:
         )
         studio = ctx.studio
         started = time.time()
-        batches = [
-            studio.submit(count=50, tier="flash", size="1K")[0] for _ in range(images // 50)
-        ]
+        batches = [studio.submit(count=50, tier="flash", size="1K")[0] for _ in range(images // 50)]
         finished = max(max(g.finished_at.timestamp() for g in wait_batch(b, 300)) for b in batches)
         ctx.workers.stop("flash")
         seconds = finished - started
