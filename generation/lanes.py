@@ -13,6 +13,7 @@ send) is found by the sweeper and given a new one.
 """
 
 import logging
+import time
 from datetime import timedelta
 
 from django.conf import settings
@@ -24,6 +25,11 @@ from . import metrics
 from .models import Generation, Lane, LaneTurn, Status
 
 log = logging.getLogger(__name__)
+
+# A claim that finds every runnable row held by other claimers looks again
+# this often, this many times (other claims commit within milliseconds).
+CLAIM_TRIES = 50
+CLAIM_RETRY_SECONDS = 0.02
 
 
 def dispatch(lane: str, generation_ids: list[int], *, countdown: float = 0) -> None:
@@ -126,30 +132,37 @@ def fairest_queued(
 def claim_next(lane: str, *, provider: str | None = None) -> Generation | None:
     """Claim the fairest runnable job in the lane (of one provider, if given), or None.
 
-    None means no job is left to claim: a claim never loses a race, so every
-    lane token that finds work runs it. The queued -> running update stays
-    conditional and checked by row count all the same.
+    None means no job is left to claim: a claim never gives up while one is,
+    so every lane token that finds work runs it. On PostgreSQL the locked
+    search skips rows other claimers hold; when it finds nothing but runnable
+    rows remain, they are being claimed or about to be free again, so it
+    looks once more instead of spending its token. The queued -> running
+    update stays conditional and checked by row count all the same.
     """
-    with transaction.atomic():
-        candidate = fairest_queued(lane, provider=provider, lock=True)
-        if candidate is None:
+    for _ in range(CLAIM_TRIES):
+        with transaction.atomic():
+            candidate = fairest_queued(lane, provider=provider, lock=True)
+            if candidate is not None:
+                now = timezone.now()
+                lease = now + timedelta(seconds=settings.GENERATION_LEASE_SECONDS)
+                claimed = Generation.objects.filter(pk=candidate.pk, status=Status.QUEUED).update(
+                    status=Status.RUNNING,
+                    attempts=F("attempts") + 1,
+                    lease_until=lease,
+                    started_at=now,
+                    changed_at=now,
+                )
+                if claimed:
+                    LaneTurn.objects.update_or_create(
+                        lane=lane, member_id=candidate.member_id, defaults={"last_started": now}
+                    )
+        if candidate is not None and claimed:
+            # What the render needs, in the one read that confirms the claim.
+            return Generation.objects.select_related("batch", "parent__asset").get(pk=candidate.pk)
+        if fairest_queued(lane, provider=provider) is None:
             return None
-        now = timezone.now()
-        lease = now + timedelta(seconds=settings.GENERATION_LEASE_SECONDS)
-        claimed = Generation.objects.filter(pk=candidate.pk, status=Status.QUEUED).update(
-            status=Status.RUNNING,
-            attempts=F("attempts") + 1,
-            lease_until=lease,
-            started_at=now,
-            changed_at=now,
-        )
-        if not claimed:
-            return None
-        LaneTurn.objects.update_or_create(
-            lane=lane, member_id=candidate.member_id, defaults={"last_started": now}
-        )
-    # What the render needs, in the one read that confirms the claim.
-    return Generation.objects.select_related("batch", "parent__asset").get(pk=candidate.pk)
+        time.sleep(CLAIM_RETRY_SECONDS)
+    return None
 
 
 def sweep(now=None) -> dict[str, int]:
