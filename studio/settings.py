@@ -163,6 +163,24 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         ),
     }
     DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test.sqlite3")}
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # A host that drops off the network mid-transaction leaves its session
+    # open on the server, holding its row locks (a team's wallet among them)
+    # until TCP gives up on the peer: two hours by default. Every session
+    # asks the server to end it after sitting idle inside a transaction
+    # (our transactions never wait on anything slow), and to probe a quiet
+    # peer every few seconds, so a lost host's locks are freed in seconds.
+    idle = env_int("DB_IDLE_IN_TRANSACTION_SECONDS", 30)
+    DATABASES["default"].setdefault("OPTIONS", {})["options"] = " ".join(
+        f"-c {name}={value}"
+        for name, value in {
+            "idle_in_transaction_session_timeout": idle * 1000,
+            "tcp_keepalives_idle": 10,
+            "tcp_keepalives_interval": 5,
+            "tcp_keepalives_count": 3,
+            "tcp_user_timeout": idle * 1000,
+        }.items()
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [

@@ -294,6 +294,14 @@ class Cluster:
         self.run(host, f"{host}-beat", [str(BIN / command[0]), *command[1:]],
                  env={"DATA_DIR": str(self.data_dir(host))})  # fmt: skip
 
+    def hold_wallets(self, host: str) -> None:
+        """Open a transaction on `host` that holds every wallet's row lock, as a
+        capture does half-way; a cut link then leaves it open on the server."""
+        self.run(host, f"{host}-capture", [str(BIN / "python"), "manage.py", "shell", "-c",
+                 HOLD_WALLETS], env={"DATA_DIR": str(self.data_dir(host))})  # fmt: skip
+        log = self.folder / f"{host}-capture.log"
+        self.wait_for(lambda: b"holding" in log.read_bytes(), f"a held transaction on {host}")
+
     def kill_host(self, host: str) -> None:
         """Cut the host's link, then kill everything it runs (a host lost mid-batch)."""
         self.hosts[host].cut_off()
@@ -351,6 +359,16 @@ wallet_top_up(team=team, amount=5_000_000, actor=owner, note="drill", idempotenc
 print(api_token_create(user=owner, team=team, name="drill")[1])
 """
 
+
+HOLD_WALLETS = """
+import time
+from django.db import transaction
+from billing.models import Wallet
+with transaction.atomic():
+    list(Wallet.objects.select_for_update())
+    print("holding", flush=True)
+    time.sleep(3600)
+"""
 
 JOBS_REPORT = """
 from django.db.models import Count, Max, Min

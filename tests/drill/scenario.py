@@ -92,8 +92,14 @@ def run(folder: Path) -> Report:
         cluster.start_scheduler("worker2")
         lost = cluster.submit(count=40, prompt="a host is lost mid-batch")
         time.sleep(2.5)
+        # Caught mid-capture: PostgreSQL keeps a lost peer's transaction and its
+        # locks until it notices the peer is gone (DB_IDLE_IN_TRANSACTION_SECONDS).
+        cluster.hold_wallets("worker3")
         cluster.kill_host("worker3")
-        report.say("worker3: link set down, then its processes killed, mid-batch")
+        report.say(
+            "worker3: link set down with a transaction holding the wallets' locks,"
+            " then its processes killed, mid-batch"
+        )
         lost = cluster.wait_batch(lost["id"], timeout=240)
         report.facts["lost"] = _statuses(lost)
         report.say(f"the lost host's batch: {_statuses(lost)} in {_span(lost):.0f} s")

@@ -340,3 +340,18 @@ def test_readme_table_documents_every_variable_settings_reads():
     assert read - documented == set(), "add these to the README's table"
     launcher_only = {"PORT"}
     assert documented - read - launcher_only == set(), "the README documents unread names"
+
+
+@pytest.mark.django_db
+def test_a_postgresql_session_frees_its_locks_when_its_host_is_lost():
+    """A worker host cut off mid-transaction held the team's wallet locked
+    until TCP gave up, two hours by default (the multi-host drill found it)."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL's session settings (SQLite has no network peers)")
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW idle_in_transaction_session_timeout")
+        assert cursor.fetchone() == ("30s",)
+        cursor.execute("SHOW tcp_keepalives_idle")
+        assert cursor.fetchone() == ("10",)
