@@ -16,4 +16,16 @@
     root.dataset.theme = shown() === "light" ? "dark" : "light";
     localStorage.setItem("cs-theme", root.dataset.theme);
   });
+  // The account menu closes on a click elsewhere and on Escape, as menus do.
+  function closeMenus(except) {
+    document.querySelectorAll("details.account-menu[open]").forEach(function (menu) {
+      if (menu !== except) menu.open = false;
+    });
+  }
+  document.addEventListener("click", function (event) {
+    closeMenus(event.target.closest("details.account-menu"));
+  });
+  document.addEventListener("keydown", function (event) {
+    if (event.key === "Escape") closeMenus(null);
+  });
 })();

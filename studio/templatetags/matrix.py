@@ -9,7 +9,11 @@ from dataclasses import dataclass, field
 
 from django import template
 
+from generation.permutations import ASPECT_AXIS, SEED_AXIS, SIZE_AXIS
+
 register = template.Library()
+
+LIST_AXES = (SIZE_AXIS, ASPECT_AXIS, SEED_AXIS)
 
 
 @dataclass
@@ -22,12 +26,23 @@ class Matrix:
     cells: list = field(default_factory=list)
 
 
+def axis_order(axis: str) -> tuple:
+    """The prompt's choices in reading order, then size, aspect and seed.
+
+    Not the stored key order: PostgreSQL's jsonb keeps an object's keys
+    sorted by length, so "seed" would come back before "choice 1".
+    """
+    if axis.startswith("choice "):
+        return (0, int(axis.removeprefix("choice ")))
+    return (1, LIST_AXES.index(axis) if axis in LIST_AXES else len(LIST_AXES), axis)
+
+
 def varying_axes(tiles) -> list[str]:
     values: dict[str, set] = {}
     for tile in tiles:
         for axis, value in (tile.axes or {}).items():
             values.setdefault(axis, set()).add(value)
-    return [axis for axis, seen in values.items() if len(seen) > 1]
+    return sorted((axis for axis, seen in values.items() if len(seen) > 1), key=axis_order)
 
 
 @register.simple_tag

@@ -35,11 +35,6 @@ def _in_view(page, selector: str) -> list[str]:
     )
 
 
-@pytest.mark.xfail(
-    reason="the composer's new permutation and batch-lane fields push the Draft"
-    " button below 800 px; to fix next",
-    strict=False,
-)
 def test_the_composer_fits_1280_by_800_with_its_errors(browser_page, owner, team):
     page = browser_page
     page.set_viewport_size({"width": 1280, "height": 800})

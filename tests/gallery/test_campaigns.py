@@ -280,11 +280,21 @@ def test_a_csv_upload_with_a_bad_row_answers_400_naming_it(team, owner, client_f
     assert campaign_progress(campaign).total == 5
 
 
-@pytest.mark.xfail(
-    reason="on PostgreSQL the matrix's rows and columns come out swapped (jsonb"
-    " reorders the axes' keys); to fix next",
-    strict=False,
-)
+def test_the_matrix_reads_axes_in_the_prompts_order_whatever_order_the_keys_come_back():
+    """PostgreSQL's jsonb returns an object's keys shortest first ("seed" before "choice 1")."""
+    from types import SimpleNamespace
+
+    from studio.templatetags.matrix import matrix_of
+
+    tiles = [
+        SimpleNamespace(axes={"seed": "7", "aspect": a, "choice 2": m, "choice 1": c})
+        for c in ("red", "blue") for m in ("linen", "oak") for a in ("1:1", "4:5")
+    ]  # fmt: skip
+    matrix = matrix_of(tiles)
+    assert (matrix.row_axis, matrix.column_axis) == ("choice 1", "choice 2")
+    assert matrix.rows == ["red", "blue"] and matrix.columns == ["linen", "oak"]
+
+
 def test_the_composer_prices_and_submits_a_permutation(team, owner, client_for):
     from django.urls import reverse
 

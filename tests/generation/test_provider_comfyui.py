@@ -532,7 +532,7 @@ def test_a_lane_spreads_its_jobs_over_its_servers_one_in_flight_on_each(comfy):
             join()
         assert len(comfy.executed) + len(second.executed) == 6
         assert comfy.executed and second.executed
-        assert comfy.peak_queue == 1 and second.peak_queue == 1
+        assert comfy.peak_queue <= 1 and second.peak_queue <= 1
 
 
 def test_a_server_that_is_down_is_skipped_and_its_job_goes_to_another(comfy):
@@ -618,11 +618,6 @@ def test_what_a_render_leaves_on_the_comfyui_box_is_temporary(provider, comfy):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    reason="on a loaded machine all four images can land on the second server"
-    " before the first takes one; to fix next",
-    strict=False,
-)
 def test_a_grid_on_two_servers_survives_a_restart_of_one_with_real_workers(
     owner, team, lane_workers, settings, comfy
 ):
@@ -643,22 +638,26 @@ def test_a_grid_on_two_servers_survives_a_restart_of_one_with_real_workers(
         fund(team, owner)
         batch = submit(team, owner, count=8, size="512", aspect="1:1", prompt="a harbour")
         lane_workers.start("flash", concurrency=3)
+        servers = (comfy, second)
+        # Whichever server is running a prompt first goes down (on a loaded
+        # machine either may take the grid's first images).
         try:
-            wait_for(lambda: comfy.running is not None, timeout=30)
+            wait_for(lambda: any(s.running is not None for s in servers), timeout=30)
         except AssertionError:
             raise AssertionError(
-                f"nothing ran on the first server: submitted {len(comfy.submitted)}, "
-                f"{len(second.submitted)} on the second; statuses "
-                f"{list(batch.generations.values_list('status', 'error'))}; "
+                f"nothing ran: submitted {len(comfy.submitted)} and {len(second.submitted)};"
+                f" statuses {list(batch.generations.values_list('status', 'error'))}; "
                 + (lane_workers.log_dir / "worker-flash.log").read_text()[-3000:]
             )
-        comfy.restart(down_seconds=2)  # its running prompt is lost with the queue
+        lost = next(s for s in servers if s.running is not None)
+        lost.restart(down_seconds=2)  # its running prompt is lost with the queue
         wait_for(lambda: not batch.generations.filter(status__in=OUTSTANDING).exists(), timeout=60)
         statuses = list(batch.generations.values_list("status", "error"))
         assert statuses == [(Status.SUCCEEDED, "")] * 8
         # A prompt that ended just as the server went away may run again elsewhere.
         assert len(comfy.executed) + len(second.executed) >= 8
-        assert second.peak_queue == 1  # never more than its one slot, across processes
+        # Never more than its one slot, across processes.
+        assert comfy.peak_queue <= 1 and second.peak_queue <= 1
 
 
 def test_a_lane_without_servers_says_which_setting_to_set():

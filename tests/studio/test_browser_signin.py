@@ -30,6 +30,7 @@ def test_wrong_password_shows_the_error(browser_page, owner):
 def test_signing_out_returns_to_the_sign_in_page(browser_page, owner):
     page = browser_page
     sign_in(page, owner.username)
+    page.locator("header .account-menu summary").click()
     page.get_by_role("button", name="Sign out").click()
     page.wait_for_url(f"{page.base_url}/signin/")
 
