@@ -24,30 +24,35 @@ class SignUpForm(UserCreationForm):
         fields = ("username", "email")
 
 
-class ThrottledSignIn:
-    """Counts each sign-in against the limits in studio/throttle.py before
-    the password is checked. Used by the site's sign-in and the admin's, so
-    neither is a way around the other.
-
-    A refused attempt is a form error, with the refusal kept in `refusal`
-    for the view to answer 429 and Retry-After.
+class PasswordLimits:
+    """Counts a password check against the sign-in limits in studio/throttle.py
+    before the password is checked. A refused attempt is a form error, with
+    the refusal kept in `refusal` for the view to answer 429 and Retry-After.
     """
 
     refusal: throttle.Throttled | None = None
 
-    def clean(self):
-        username = self.cleaned_data.get("username")
-        if username is None or not self.cleaned_data.get("password"):
-            return super().clean()
+    def counted(self, username: str, check):
+        """`check()` (which raises for a wrong password) as one attempt of `username`."""
         address = throttle.client_address(self.request)
         try:
             throttle.signin_attempt(username=username, address=address)
         except throttle.Throttled as refusal:
             self.refusal = refusal
             raise ValidationError(refusal.message, code="throttled") from None
-        cleaned = super().clean()  # raises for a wrong password
+        checked = check()
         throttle.signin_succeeded(username=username, address=address)
-        return cleaned
+        return checked
+
+
+class ThrottledSignIn(PasswordLimits):
+    """The site's sign-in and the admin's, so neither is a way around the other."""
+
+    def clean(self):
+        username = self.cleaned_data.get("username")
+        if username is None or not self.cleaned_data.get("password"):
+            return super().clean()
+        return self.counted(username, super().clean)
 
 
 class SignInForm(ThrottledSignIn, AuthenticationForm):
@@ -58,28 +63,17 @@ class AdminSignInForm(ThrottledSignIn, AdminAuthenticationForm):
     pass
 
 
-class OldPasswordLimits:
+class OldPasswordLimits(PasswordLimits):
     """Makes a password change's old-password check count as a sign-in
     attempt: a stolen session must not be a way to guess the password (and,
     with it, change it and end every other session)."""
-
-    refusal: throttle.Throttled | None = None
 
     def __init__(self, user, *args, request, **kwargs):
         self.request = request
         super().__init__(user, *args, **kwargs)
 
     def clean_old_password(self):
-        username = self.user.get_username()
-        address = throttle.client_address(self.request)
-        try:
-            throttle.signin_attempt(username=username, address=address)
-        except throttle.Throttled as refusal:
-            self.refusal = refusal
-            raise ValidationError(refusal.message, code="throttled") from None
-        old_password = super().clean_old_password()  # raises when it is wrong
-        throttle.signin_succeeded(username=username, address=address)
-        return old_password
+        return self.counted(self.user.get_username(), super().clean_old_password)
 
 
 class PasswordChangeWithLimitsForm(OldPasswordLimits, PasswordChangeForm):
