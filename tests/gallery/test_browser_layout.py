@@ -111,6 +111,12 @@ def test_a_phone_has_no_sideways_scroll(browser_page, owner, team):
         assert not _in_view(page, ".site-header .team-nav a, .site-header .brand"), path
         if path == f"projects/{project.pk}/":
             _shot(page, "phone-project")
+    # The account menu opens on the screen, not off its left edge.
+    page.locator(".account-menu summary").click()
+    page.get_by_role("button", name="Sign out").wait_for()
+    assert not _in_view(page, ".account-menu .menu")
+    page.keyboard.press("Escape")
+    assert not page.get_by_role("button", name="Sign out").is_visible()
 
 
 def test_search_finds_two_words_in_reverse_order(browser_page, owner, team):
