@@ -10,7 +10,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from billing.selectors import member_limits, wallet_balance
 from billing.services import Refusal
@@ -236,10 +236,14 @@ def _refused(request, *, access, project, errors: dict, status: int):
 
 
 @login_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 def submit(request, slug, pk):
     access = team_for_member(request, slug)
     project = get_object_or_404(Project, team=access.team, pk=pk, archived=False)
+    if request.method == "GET":
+        # A refusal without JavaScript is drawn at this address (the form keeps
+        # what was typed); opening it again later goes back to the project.
+        return redirect("project", slug, pk)
     try:
         throttle.hit("submit", str(request.user.pk), limit=settings.SUBMITS_PER_MINUTE)
         values = _form_values(request.POST)

@@ -110,3 +110,20 @@ def test_archiving_a_whole_grid_removes_its_card(owner, team, project, grid, cli
     assert f'id="grid-{kept.pk}"' not in response.content.decode()
     page = client.get(reverse("project", args=[team.slug, project.pk])).content.decode()
     assert f'id="grid-{grid.pk}"' not in page and f'id="grid-{kept.pk}"' in page
+
+
+def test_a_refusal_without_javascript_keeps_the_form_and_its_address_leads_home(
+    owner, stranger, team, project, client_for
+):
+    client = client_for(owner)
+    url = reverse("batch-submit", args=[team.slug, project.pk])
+    refused = client.post(url, _composer(seed_mode="locked"))  # no HX-Request: a plain form post
+    assert refused.status_code == 400
+    assert "Enter the seed to lock" in refused.content.decode()
+    assert "linen teapot" in refused.content.decode()
+    assert not Batch.objects.exists()
+    # Opening that address again (a reload that is not a re-post) goes back to the project.
+    again = client.get(url)
+    assert again.status_code == 302
+    assert again["Location"] == reverse("project", args=[team.slug, project.pk])
+    assert client_for(stranger).get(url).status_code == 404
