@@ -431,6 +431,8 @@
     const id = tile.dataset.id;
     editPanel.dataset.id = id;
     editPanel.hidden = false;
+    // Below the bar, however many rows it wraps to.
+    editPanel.style.top = viewer.element.querySelector(".viewer-bar").offsetHeight + "px";
     viewer.element.classList.add("is-editing");
     fetch(teamUrl(tile) + "edit/" + id + "/panel/", { credentials: "same-origin" })
       .then(function (response) {
