@@ -139,3 +139,15 @@ def test_tiles_offer_edit_among_their_actions(owner, team, project, image, clien
     page = client_for(owner).get(reverse("project", args=[team.slug, project.pk]))
     assert f'href="/t/{team.slug}/images/{image.pk}/#iterate"' in page.content.decode()
     assert 'data-action="edit"' in page.content.decode()
+
+
+def test_a_region_edits_page_says_it_was_made_in_a_painted_region(owner, team, image, client_for):
+    client = client_for(owner)
+    client.post(
+        reverse("image-edit", args=[team.slug, image.pk]),
+        {"instructions": "a sail", "mask": painted((image.asset.width, image.asset.height))},
+    )
+    render_all()
+    edit = Batch.objects.get(kind="edit").generations.get()
+    page = client.get(reverse("image", args=[team.slug, edit.pk])).content.decode()
+    assert f"#{image.pk}</a>, in a painted region: “a sail”" in page
