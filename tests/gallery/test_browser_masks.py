@@ -51,7 +51,30 @@ def test_paint_a_mask_in_the_viewer_and_the_region_edit_renders(browser_page, ow
     page.mouse.down()
     page.mouse.move(box["x"] + box["width"] * 0.8, box["y"] + box["height"] * 0.85, steps=12)
     page.mouse.up()
+    coverage = panel.locator("[data-mask-coverage]")
     panel.get_by_text(re.compile(r"Painted: \d+ % of the image")).wait_for()
+    painted = coverage.inner_text()
+
+    # Invert twice is where it started; Clear empties it; painting again brings it back.
+    panel.get_by_role("button", name="Invert").click()
+    assert int(re.search(r"\d+", coverage.inner_text()).group()) > 80
+    panel.get_by_role("button", name="Invert").click()
+    assert coverage.inner_text() == painted
+    panel.get_by_role("button", name="Clear").click()
+    assert coverage.inner_text() == "Nothing painted"
+    page.mouse.move(box["x"] + box["width"] * 0.8, box["y"] + box["height"] * 0.15)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * 0.8, box["y"] + box["height"] * 0.85, steps=12)
+    page.mouse.up()
+    assert coverage.inner_text() == painted
+    # Erase takes paint away where it passes.
+    panel.get_by_role("button", name="Erase").click()
+    page.mouse.move(box["x"] + box["width"] * 0.8, box["y"] + box["height"] * 0.1)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * 0.8, box["y"] + box["height"] * 0.3, steps=6)
+    page.mouse.up()
+    assert coverage.inner_text() != painted
+    panel.get_by_role("button", name="Paint").click()
 
     words = panel.locator("textarea[name=instructions]")
     words.fill("add a red sail")

@@ -118,6 +118,34 @@ def test_a_bad_mask_is_refused_and_nothing_happens(owner, team, transactional_db
     assert run_lane("flash") is None  # nothing was queued
 
 
+def test_without_the_credits_a_region_edit_holds_and_stores_nothing(owner, team, transactional_db):
+    fund(team, owner, amount=FLASH_1K)  # enough for the draft only
+    source = rendered_draft(team, owner)
+    files = stored_files()
+    with pytest.raises(SubmitRefused) as refused:
+        generation_edit(
+            team=team, member=owner, source=source.pk, instructions=["a sail"], mask=mask_png()
+        )
+    assert refused.value.code == "credits"
+    assert Batch.objects.filter(kind="edit").count() == 0 and stored_files() == files
+
+
+def test_every_attempt_renders_with_the_stored_mask(owner, team, transactional_db):
+    from generation.rendering import _request_for
+
+    fund(team, owner)
+    source = rendered_draft(team, owner)
+    batch = generation_edit(
+        team=team, member=owner, source=source.pk, instructions=["a sail"], mask=mask_png()
+    )
+    stored = default_storage.open(batch.mask.name).read()
+    assert hashlib.sha256(stored).hexdigest() == batch.mask_sha256
+    generation = Generation.objects.select_related("batch", "parent__asset").get(batch=batch)
+    for _attempt in range(2):  # a retry builds its request again, from the batch
+        request, meta = _request_for(generation, deadline=None)
+        assert request.mask == stored and meta["mask"] == batch.mask_sha256
+
+
 def test_a_model_that_takes_no_mask_refuses_a_region_edit(owner, team, transactional_db, settings):
     fund(team, owner)
     source = rendered_draft(team, owner)
