@@ -43,6 +43,16 @@ class Backend:
     def value(self) -> str:
         return f"{self.provider}:{self.model}"
 
+    @property
+    def mask(self) -> str:
+        """What a region edit's mask is here: "mask", "guidance" or "" (none taken).
+
+        ComfyUI takes one only through its inpainting template; a site that sets
+        COMFYUI_INPAINT_WORKFLOW empty has none, and masked edits are refused."""
+        if self.provider == "comfyui" and not settings.COMFYUI_INPAINT_WORKFLOW:
+            return ""
+        return model_catalog.mask_kind(self.provider, self.model)
+
 
 def site_default(tier: str) -> Backend:
     prefix = tier.upper()

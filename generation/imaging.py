@@ -323,3 +323,66 @@ def _to_srgb(image: Image.Image, profile: bytes | None) -> Image.Image:
     except (ImageCms.PyCMSError, OSError, ValueError, TypeError):
         # A profile lcms cannot use: keep the pixels as they are rather than refuse.
         return image
+
+
+# --- region masks -----------------------------------------------------------------
+# A mask says where an edit may change the picture. Ours is a greyscale PNG the
+# size of the source image: white = change, black = keep. Transparent paint
+# counts as black (a browser canvas exports unpainted pixels as transparent),
+# and grey is rounded to the nearer of the two, so the stored mask is exactly
+# black and white and identical paint always gives the same bytes (the cache).
+MASK_MAX_BYTES = 8 * 1024 * 1024
+MASK_THRESHOLD = 128
+
+
+@dataclass(frozen=True)
+class CleanMask:
+    data: bytes  # PNG, mode L, only 0 and 255
+    width: int
+    height: int
+    sha256: str
+    painted: float  # the share of the picture marked for change, 0–1
+
+
+def clean_mask(data: bytes, *, size: tuple[int, int]) -> CleanMask:
+    """Validate a painted mask for an image of `size` pixels and keep it as black and white."""
+    if len(data) > MASK_MAX_BYTES:
+        raise UnusableImage(
+            f"The mask file is {len(data) / 1e6:.1f} MB; a mask can be up to "
+            f"{MASK_MAX_BYTES // (1024 * 1024)} MB (a black-and-white PNG is far smaller)."
+        )
+    try:
+        image = _flatten(open_safely(data))
+    except UnusableImage as error:
+        raise UnusableImage(f"The mask is not usable: {error}")
+    if image.size != tuple(size):
+        raise UnusableImage(
+            f"The mask is {image.width} × {image.height} pixels; it must be the image's own "
+            f"size, {size[0]} × {size[1]}."
+        )
+    if image.mode == "RGBA":
+        black = Image.new("RGBA", image.size, (0, 0, 0, 255))
+        image = Image.alpha_composite(black, image)
+    grey = image.convert("L").point(lambda value: 255 if value >= MASK_THRESHOLD else 0)
+    painted = grey.histogram()[255] / (grey.width * grey.height)
+    if not painted:
+        raise UnusableImage(
+            "Nothing is painted on the mask: paint the area to change, or clear the mask "
+            "to edit the whole image."
+        )
+    out = io.BytesIO()
+    grey.save(out, "PNG", optimize=True)
+    clean = out.getvalue()
+    return CleanMask(clean, grey.width, grey.height, hashlib.sha256(clean).hexdigest(), painted)
+
+
+def mask_with_alpha(mask: bytes) -> bytes:
+    """Our mask as OpenAI and ComfyUI's mask editor take one: an RGBA PNG whose
+    transparent pixels are the area to change, opaque black the area to keep."""
+    with Image.open(io.BytesIO(mask)) as opened:
+        grey = opened.convert("L")
+    rgba = Image.new("RGBA", grey.size, (0, 0, 0, 255))
+    rgba.putalpha(grey.point(lambda value: 0 if value >= MASK_THRESHOLD else 255))
+    out = io.BytesIO()
+    rgba.save(out, "PNG", optimize=True)
+    return out.getvalue()

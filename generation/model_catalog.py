@@ -169,6 +169,19 @@ def entry_for(provider: str, model: str) -> ModelEntry | None:
     return ENTRIES.get((provider, model))
 
 
+# What a provider does with a region edit's mask for models the catalog does not
+# list: OpenAI's images/edits and ComfyUI's inpainting template take a real mask,
+# Gemini has none and takes it as a second image with words (guidance), and the
+# offline renderer keeps every pixel outside it.
+PROVIDER_MASKS = {"openai": "mask", "comfyui": "mask", "offline": "mask", "gemini": "guidance"}
+
+
+def mask_kind(provider: str, model: str) -> str:
+    """ "mask" (a hard mask), "guidance" (the model is asked to keep to it) or "" (no mask)."""
+    entry = entry_for(provider, model)
+    return entry.mask if entry is not None else PROVIDER_MASKS.get(provider, "")
+
+
 def offer(tier: str, provider: str, model: str) -> Offer:
     entry = entry_for(provider, model)
     sizes, aspects = catalog.SIZES[tier], catalog.ASPECTS[tier]

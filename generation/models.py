@@ -181,6 +181,11 @@ class Batch(models.Model):
     strength = models.CharField(max_length=8, blank=True)
     # Edits: the instructions, one per line (each image keeps its own too).
     instruction = models.TextField(blank=True)
+    # A region edit's mask (generation.imaging.clean_mask: a black-and-white PNG the
+    # size of the source, white = change), kept by content hash like a reference.
+    # A retry reads it from here, and its hash is part of every image's fingerprint.
+    mask = models.FileField(upload_to=_team_path, max_length=300, blank=True)
+    mask_sha256 = models.CharField(max_length=64, blank=True)
     lane = models.CharField(max_length=12, choices=Lane.choices, default=Lane.INTERACTIVE)
     references = models.ManyToManyField(Reference, blank=True, related_name="batches")
     provider = models.CharField(max_length=20)

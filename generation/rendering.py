@@ -124,6 +124,8 @@ def _request_for(generation: Generation, deadline: float) -> tuple[RenderRequest
         meta["made_by"] = generation.edge
         meta["instruction"] = generation.instruction or None
         meta["variation"] = start_from.get("variation") or None
+        if start_from.get("mask"):
+            meta["mask"] = batch.mask_sha256
     return request, meta
 
 
@@ -142,11 +144,14 @@ def _edit_inputs(generation: Generation, source: bytes) -> dict:
         )
         if first_source is not None and first_source.asset_id:
             chain_start = read(first_source.asset.original.name)
+    batch = generation.batch
     return {
         "source": source,
         "instruction": generation.instruction,
         "turns": turns,
         "chain_start": chain_start,
+        # The same mask on every attempt: it is kept with the batch, not the request.
+        "mask": read(batch.mask.name) if batch.mask_sha256 and batch.mask else b"",
     }
 
 

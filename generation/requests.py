@@ -13,6 +13,7 @@ from datetime import date
 from django.conf import settings
 
 from . import catalog
+from .imaging import CleanMask, UnusableImage, clean_mask
 
 PROMPT_MAX = 10_000
 INSTRUCTION_MAX = 10_000
@@ -235,3 +236,14 @@ def parse_instructions(values, *, tier: str) -> tuple[str, ...]:
             {"instructions": f"{len(instructions)} instructions; the limit is {limit} per grid."}
         )
     return instructions
+
+
+def parse_mask(data: bytes | None, *, size: tuple[int, int]) -> CleanMask | None:
+    """A region edit's painted mask (white = change, black = keep) for a source image of
+    `size` pixels; None when none was sent, which is a plain edit."""
+    if not data:
+        return None
+    try:
+        return clean_mask(data, size=size)
+    except UnusableImage as error:
+        raise InvalidRequest({"mask": str(error)})

@@ -26,7 +26,7 @@ from billing.services import Refusal, hold_place, hold_release, usage_record_cac
 
 from . import catalog, lanes, model_catalog
 from .backends import backend_for
-from .imaging import clean_upload
+from .imaging import CleanMask, clean_upload
 from .models import OUTSTANDING, Batch, Generation, Kind, Lane, Project, Reference, Status
 from .providers import provider_named
 from .requests import (
@@ -38,9 +38,10 @@ from .requests import (
     parse_id,
     parse_ids,
     parse_instructions,
+    parse_mask,
 )
 from .selectors import edit_chain
-from .storage import reference_store
+from .storage import mask_store, reference_store
 
 
 @dataclass
@@ -67,17 +68,20 @@ def fingerprint(
     parent_hash: str = "",
     instructions: tuple[str, ...] = (),
     strength: str = "",
+    mask_hash: str = "",
 ) -> str:
     """Identity of a render request: identical ones can reuse the stored image.
 
     An edit is identified by its source image (parent_hash) and the chain's
-    instructions up to and including its own; a variation by its strength.
-    Drafts and promotions leave both out, so their fingerprints keep the
-    meaning they had before edits existed.
+    instructions up to and including its own, a region edit by its mask too;
+    a variation by its strength. Drafts and promotions leave them out, so their
+    fingerprints (and those of unmasked edits) keep the meaning they had before.
     """
     material = [provider, model, prompt, seed, size, aspect, sorted(reference_hashes), parent_hash]
     if instructions or strength:
         material += [list(instructions), strength]
+    if mask_hash:
+        material.append({"mask": mask_hash})
     material = json.dumps(material, ensure_ascii=False)
     return hashlib.sha256(material.encode()).hexdigest()
 
@@ -106,7 +110,9 @@ def batch_jobs(request: BatchRequest) -> list[_Job]:
     ]
 
 
-def job_fingerprints(*, provider: str, model: str, size: str, references, jobs) -> list[str]:
+def job_fingerprints(
+    *, provider: str, model: str, size: str, references, jobs, mask_hash: str = ""
+) -> list[str]:
     reference_hashes = [r.sha256 for r in references]
     return [
         fingerprint(
@@ -122,6 +128,7 @@ def job_fingerprints(*, provider: str, model: str, size: str, references, jobs) 
                 (*job.earlier_instructions, job.instruction) if job.edge == Kind.EDIT else ()
             ),
             strength=job.strength,
+            mask_hash=mask_hash if job.edge == Kind.EDIT else "",
         )
         for job in jobs
     ]
@@ -201,6 +208,7 @@ def _create_batch(
     strength: str = "",
     instruction: str = "",
     lane=Lane.INTERACTIVE,
+    mask: CleanMask | None = None,
 ) -> Batch:
     """Hold the credits and create the batch with its jobs; caller holds the transaction."""
     backend = backend_for(team, tier)
@@ -245,13 +253,19 @@ def _create_batch(
         lane=lane,
         provider=provider.name,
         model=model,
+        mask_sha256=mask.sha256 if mask else "",
     )
     if references:
         batch.references.set(references)
 
     now = timezone.now()
     prints = job_fingerprints(
-        provider=provider.name, model=model, size=size, references=references, jobs=jobs
+        provider=provider.name,
+        model=model,
+        size=size,
+        references=references,
+        jobs=jobs,
+        mask_hash=mask.sha256 if mask else "",
     )
     stored = {} if fresh else stored_renders(team=team, fingerprints=prints)
     rows, cached = [], 0
@@ -324,6 +338,11 @@ def _create_batch(
             key=f"{batch.hold_key}:cached",
         )
 
+    if mask is not None:
+        # Written only now that nothing can refuse the batch any more, so a refused
+        # edit stores nothing; a small file, kept once per team by its hash.
+        batch.mask = mask_store(team_id=team.pk, mask=mask)
+        batch.save(update_fields=["mask"])
     Generation.objects.bulk_create(rows)
     if not send_tokens:
         return batch  # the caller dispatches many batches at once (generation.campaigns)
@@ -470,12 +489,17 @@ def generation_edit(
     tier: str = catalog.FLASH,
     size: str | None = None,
     fresh: bool = False,
+    mask: bytes | None = None,
 ) -> Batch:
     """Edit a finished image with words: one image per instruction, as one grid.
 
     The edit renders at the source's aspect ratio on the chosen tier, at the
     source's size when the tier offers it (else the tier's smallest). Editing
     an edit continues its chain: the lane sends the earlier turns along.
+
+    `mask` (PNG bytes the size of the source, white = change) makes it a region
+    edit: every instruction says what goes in the painted area. The tier's model
+    must take a mask, as a hard mask or as guidance (Backend.mask).
     """
     tier = str(tier or "").strip().lower()
     if tier not in catalog.TIERS:
@@ -502,6 +526,7 @@ def generation_edit(
         )
     if size is None:
         size = edit_size(tier, found.size)
+    clean_mask = _edit_mask(team, tier, found, mask) if mask else None
     chain = edit_chain(found)
     turns = len(chain) + 1
     limit = settings.EDIT_CHAIN_MAX_TURNS
@@ -543,7 +568,24 @@ def generation_edit(
             kind=Kind.EDIT,
             source=found,
             instruction="\n".join(instructions),
+            mask=clean_mask,
         )
+
+
+def _edit_mask(team, tier: str, found: Generation, data: bytes) -> CleanMask:
+    """The validated mask of a region edit, or the refusal in words."""
+    backend = backend_for(team, tier)
+    if not backend.mask:
+        raise SubmitRefused(
+            f"{catalog.TIER_LABELS[tier]} renders on {backend.label} here, which takes no "
+            "mask and no image guidance. Clear the mask to edit the whole image, or choose "
+            "the other tier.",
+            errors={"mask": "This model takes no mask."},
+        )
+    try:
+        return parse_mask(data, size=(found.asset.width, found.asset.height))
+    except InvalidRequest as invalid:
+        raise _invalid(invalid)
 
 
 def generation_vary(*, team, member, source, strength: str, count=4) -> Batch:

@@ -9,7 +9,14 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 
-from .imaging import REFERENCE_EDGE, CleanUpload, Renditions, UnusableImage, reference_copy
+from .imaging import (
+    REFERENCE_EDGE,
+    CleanMask,
+    CleanUpload,
+    Renditions,
+    UnusableImage,
+    reference_copy,
+)
 from .models import Asset, Reference
 
 
@@ -101,6 +108,11 @@ def reference_bytes(reference: Reference) -> bytes:
         bytes=len(copy.data),
     )
     return copy.data
+
+
+def mask_store(*, team_id: int, mask: CleanMask) -> str:
+    """Keep a region edit's mask once per team by content hash; its stored name."""
+    return _save(f"teams/{team_id}/masks/{mask.sha256}.png", mask.data)
 
 
 def read(name: str) -> bytes:

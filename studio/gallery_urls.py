@@ -28,6 +28,7 @@ urlpatterns = [
     path("t/<slug:slug>/reject/<id:pk>/", grid.image_reject, name="image-reject"),
     path("t/<slug:slug>/rate/<id:pk>/", grid.image_rate, name="image-rate"),
     path("t/<slug:slug>/edit/<id:pk>/", images.image_edit, name="image-edit"),
+    path("t/<slug:slug>/edit/<id:pk>/panel/", images.image_edit_panel, name="image-edit-panel"),
     path("t/<slug:slug>/vary/<id:pk>/", images.image_vary, name="image-vary"),
     path("t/<slug:slug>/selection/promote/", grid.promote_confirm, name="promote-confirm"),
     path("t/<slug:slug>/selection/promote/go/", grid.promote, name="promote"),

@@ -350,6 +350,12 @@ COMFYUI_FLASH_WORKFLOW = os.environ.get(
 COMFYUI_PRO_WORKFLOW = os.environ.get(
     "COMFYUI_PRO_WORKFLOW", str(BASE_DIR / "generation/providers/comfyui_workflows/quality.json")
 )
+# The inpainting template region edits (a painted mask) run on, for both lanes;
+# empty means ComfyUI takes no mask and masked edits on it are refused.
+COMFYUI_INPAINT_WORKFLOW = os.environ.get(
+    "COMFYUI_INPAINT_WORKFLOW",
+    str(BASE_DIR / "generation/providers/comfyui_workflows/inpaint.json"),
+)
 COMFYUI_POLL_SECONDS = float(os.environ.get("COMFYUI_POLL_SECONDS", "1"))
 # Extra seconds the offline renderer waits per image, to behave like the real models.
 OFFLINE_FLASH_LATENCY = float(os.environ.get("OFFLINE_FLASH_LATENCY", "0"))

@@ -41,6 +41,10 @@ class RenderRequest:
     instruction: str = ""
     turns: tuple[EditTurn, ...] = ()
     chain_start: bytes = b""
+    # A region edit: a black-and-white PNG the size of `source` (white = change,
+    # black = keep; generation.imaging.clean_mask). Providers turn it into their
+    # own form: OpenAI's and ComfyUI's alpha masks, a second image for Gemini.
+    mask: bytes = b""
     # Variations: "subtle" (keep the composition) or "strong" (keep the idea),
     # and the seed of the image being varied.
     variation: str = ""

@@ -32,6 +32,15 @@ ComfyUI 0.3.57 and later, which stops only that prompt; older servers stop
 whatever runs on any `/interrupt`, so there it is sent only while `/queue`
 shows our prompt running. Routes and shapes follow ComfyUI's server.py,
 execution.py and main.py.
+
+A region edit (a request with a mask) runs the inpainting template
+(`COMFYUI_INPAINT_WORKFLOW`) instead of the tier's: the image to edit goes up
+with `/upload/image`, then the mask with `/upload/mask`, which (server.py,
+upload_mask) writes the image it names in `original_ref` again with the
+mask's alpha, transparent where it may change, as ComfyUI's own mask editor
+does; LoadImage gives that file's MASK. `{{source}}` names the image,
+`{{mask}}` the masked copy, and `{{prompt}}` is the instruction (what goes in
+the painted area).
 """
 
 from __future__ import annotations
@@ -47,6 +56,7 @@ from pathlib import Path
 import httpx
 
 from generation import catalog
+from generation.imaging import mask_with_alpha
 
 from .base import (
     CanceledError,
@@ -67,6 +77,7 @@ log = logging.getLogger(__name__)
 PLACEHOLDER = re.compile(r"\{\{\s*([a-z0-9_]+)\s*\}\}")
 REFERENCE = re.compile(r"^reference_([1-9][0-9]*)$")
 VALUES = ("prompt", "negative_prompt", "seed", "width", "height", "base_width", "base_height")
+REGION_VALUES = ("source", "mask")  # the inpainting template's, for a region edit
 EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
 
 DEFAULT_DEADLINE = 360.0  # seconds for one prompt on a server, its queue wait included
@@ -94,6 +105,7 @@ class ComfyUIProvider:
         self,
         *,
         workflows: dict[str, str | Path],
+        inpaint_workflow: str | Path = "",
         url: str = "",
         servers: dict[str, list[str]] | None = None,
         redis_url: str = "",
@@ -113,6 +125,7 @@ class ComfyUIProvider:
             for tier, addresses in servers.items()
         }
         self.workflows = {tier: Path(path) for tier, path in workflows.items()}
+        self.inpaint_workflow = Path(inpaint_workflow) if inpaint_workflow else None
         if not redis_url:
             from django.conf import settings
 
@@ -127,15 +140,30 @@ class ComfyUIProvider:
 
     def render(self, request: RenderRequest) -> RenderResult:
         path = self.workflows[request.tier]
+        if request.mask:
+            if self.inpaint_workflow is None:
+                raise PermanentError(
+                    "This site's ComfyUI has no inpainting workflow, so it takes no mask. "
+                    "Set COMFYUI_INPAINT_WORKFLOW, or edit without a mask.",
+                )
+            path = self.inpaint_workflow
         template = load_workflow(path)
         workflow, used, unused = workflow_for_references(
             template, references=len(request.references), name=path.name
         )
         uploads = {number: _upload_name(request.references[number - 1]) for number in used}
         names = {number: f"{filename} [temp]" for number, (filename, _) in uploads.items()}
-        workflow = fill_placeholders(
-            workflow, values=placeholder_values(request, names), name=path.name
-        )
+        values = placeholder_values(request, names)
+        masked = None
+        if request.mask:
+            uploads["source"] = _upload_name(request.source)
+            masked = _masked_upload(request, original=uploads["source"][0])
+            values.update(
+                prompt=request.instruction,
+                source=f"{uploads['source'][0]} [temp]",
+                mask=f"{masked[0]} [temp]",
+            )
+        workflow = fill_placeholders(workflow, values=values, name=path.name)
         if not self.keep_outputs:
             workflow = with_temporary_outputs(workflow)
         urls = self.servers.get(request.tier) or []
@@ -144,7 +172,7 @@ class ComfyUIProvider:
                 f"No ComfyUI server is set for the {request.tier} lane: set "
                 f"COMFYUI_{request.tier.upper()}_URLS (or COMFYUI_URL).",
             )
-        job = _Job(self, request, workflow, name=path.name, uploads=uploads)
+        job = _Job(self, request, workflow, name=path.name, uploads=uploads, masked=masked)
         image, prompt_id = job.run(urls)
         note = ""
         if unused:
@@ -164,12 +192,15 @@ class ComfyUIProvider:
 class _Job:
     """One render's way through the lane's servers: slots, outages, lost prompts."""
 
-    def __init__(self, provider: ComfyUIProvider, request, workflow: dict, *, name, uploads):
+    def __init__(
+        self, provider: ComfyUIProvider, request, workflow: dict, *, name, uploads, masked=None
+    ):
         self.provider = provider
         self.request = request
         self.workflow = workflow
         self.name = name
-        self.uploads = uploads  # reference number -> (filename, bytes)
+        self.uploads = uploads  # reference number (or "source") -> (filename, bytes)
+        self.masked = masked  # a region edit's (filename, mask bytes, image's filename)
         self.started = time.monotonic()
         # The lane's own deadline for the render (its threads cannot be
         # killed), when it sets one: every wait and request ends before it.
@@ -321,6 +352,8 @@ class _Job:
         self._validate(server)
         for filename, data in self.uploads.values():
             self._upload(server, filename, data)
+        if self.masked:
+            self._upload_mask(server, *self.masked)  # after the image it is applied to
         listening = server.listen(timeout=2.0)
         if not listening:
             log.info("ComfyUI websocket %s not connected; following by history", server.url)
@@ -342,6 +375,8 @@ class _Job:
         problems = []
         classes: dict[str, dict | None] = {}
         references = {f"{filename} [temp]" for filename, _ in self.uploads.values()}
+        if self.masked:
+            references.add(f"{self.masked[0]} [temp]")
         for node_id, node in self.workflow.items():
             class_type = node["class_type"]
             if class_type not in classes:
@@ -391,6 +426,23 @@ class _Job:
         )
         if response.status_code != 200:
             raise _http_error(response, "store a reference image")
+
+    def _upload_mask(self, server: ComfyUIServer, filename: str, data: bytes, original: str):
+        # server.py upload_mask: the image named by original_ref is saved again as
+        # `filename` with this PNG's alpha. It answers 200 even when it found no such
+        # image (and writes nothing), so the image always goes up first.
+        response = server.http.post(
+            "/upload/mask",
+            files={"image": (filename, data, "image/png")},
+            data={
+                "type": "temp",
+                "overwrite": "true",
+                "original_ref": json.dumps({"filename": original, "type": "temp", "subfolder": ""}),
+            },
+            timeout=self.timeout,
+        )
+        if response.status_code != 200:
+            raise _http_error(response, "store the mask of a region edit")
 
     def _queue(self, server: ComfyUIServer) -> str:
         response = server.http.post(
@@ -574,6 +626,14 @@ def _upload_name(data: bytes) -> tuple[str, bytes]:
     # Named by content, so a reference shared by many jobs is stored once.
     digest = hashlib.sha256(data).hexdigest()[:24]
     return f"contact-sheet-{digest}.{EXTENSIONS[mime_type]}", data
+
+
+def _masked_upload(request: RenderRequest, *, original: str) -> tuple[str, bytes, str]:
+    """The mask as /upload/mask takes it: alpha 0 where the image may change."""
+    data = mask_with_alpha(request.mask)
+    # Named by image and mask together: the file written is the image with this alpha.
+    digest = hashlib.sha256(request.source + request.mask).hexdigest()[:24]
+    return f"contact-sheet-mask-{digest}.png", data, original
 
 
 def _converts(kind, value) -> bool:
@@ -765,7 +825,8 @@ def fill_placeholders(workflow: dict, *, values: dict, name: str) -> dict:
 
     def _value(key: str):
         if key not in values:
-            known = ", ".join(f"{{{{{known}}}}}" for known in (*VALUES, "model", "reference_1"))
+            names = (*VALUES, "model", *REGION_VALUES, "reference_1")
+            known = ", ".join(f"{{{{{known}}}}}" for known in names)
             raise PermanentError(
                 f"The ComfyUI workflow {name} has an unknown placeholder {{{{{key}}}}}. "
                 f"Known: {known}, ….",

@@ -113,8 +113,17 @@ VARIATION_WORDING = {
 }
 
 
+# Gemini takes no mask: a region edit sends ours (white = change) as one more image
+# with words asking to keep to it. It is guidance, and the page says so.
+MASK_WORDING = (
+    "The black-and-white image attached to this message is a mask of the image to edit: "
+    "make the change only inside its white area and keep everything in its black area "
+    "exactly as it is. The mask is not part of the picture; do not draw it."
+)
+
+
 def request_body(request: RenderRequest) -> dict:
-    images = len(request.references) + (1 if request.source else 0)
+    images = len(request.references) + (1 if request.source else 0) + (1 if request.mask else 0)
     if images > MAX_REFERENCES:
         raise PermanentError(
             f"Gemini takes at most {MAX_REFERENCES} reference images; this request has {images}.",
@@ -166,6 +175,12 @@ def edit_contents(request: RenderRequest) -> list[dict]:
             turns[number + 1].instruction if number + 1 < len(turns) else request.instruction
         )
         contents.append({"role": "user", "parts": [{"text": following}]})
+    if request.mask:
+        # In this edit's own turn: right after the image to edit when that turn
+        # carries it (a first edit), else after the words (the image is the last answer).
+        parts = contents[-1]["parts"]
+        parts[0] = {"text": f"{parts[0]['text']}\n\n{MASK_WORDING}"}
+        parts.insert(2 if len(contents) == 1 else 1, _image_part(request.mask))
     return contents
 
 

@@ -12,7 +12,10 @@ tested without a key:
   "place", "insert") draws new shapes in the image's own colours;
 - "left", "right", "top", "bottom" and "centre" say where that happens;
 - any other instruction still changes something small (a soft light placed
-  by the words), so no edit comes back identical to its source.
+  by the words), so no edit comes back identical to its source;
+- a painted mask (a region edit) limits all of it to the painted area: what
+  "remove" paints over and where "add" draws is the mask's region, and every
+  pixel outside it is the source's own.
 
 A subtle variation moves the source's pixels a little (a slight reframing,
 a small hue and light change, a few small shapes); a strong one renders the
@@ -151,16 +154,43 @@ def _add_shapes(image: Image.Image, rng: random.Random, centre, colors, count: i
     return Image.alpha_composite(image.convert("RGBA"), layer).convert("RGB")
 
 
+def _open_mask(data: bytes, size: tuple[int, int]) -> Image.Image:
+    """The region edit's mask at the render's size (fitted like the source), 0 or 255."""
+    try:
+        with Image.open(io.BytesIO(data)) as opened:
+            mask = opened.convert("L")
+    except (OSError, ValueError, Image.DecompressionBombError) as error:
+        raise PermanentError("The mask of this edit could not be read.", detail=str(error))
+    if mask.size != size:
+        mask = ImageOps.fit(mask, size, Image.Resampling.NEAREST)
+    return mask.point(lambda value: 255 if value >= 128 else 0)
+
+
+def _mask_centre(mask: Image.Image) -> tuple[float, float]:
+    left, top, right, bottom = mask.getbbox() or (0, 0, *mask.size)
+    return (left + right) / 2 / mask.width, (top + bottom) / 2 / mask.height
+
+
 def edit_image(request: RenderRequest) -> Image.Image:
-    """The source image with what the instruction names changed."""
+    """The source image with what the instruction names changed (inside the mask, if any)."""
     size = catalog.pixel_size(request.size, request.aspect)
-    image = _open(request.source, size)
+    image = source = _open(request.source, size)
     text = request.instruction
     lowered = text.lower()
     words = _words(text)
-    rng = _rng("edit", hashlib.sha256(request.source).hexdigest(), text, request.seed)
+    rng = _rng(
+        "edit",
+        hashlib.sha256(request.source).hexdigest(),
+        text,
+        request.seed,
+        hashlib.sha256(request.mask).hexdigest() if request.mask else "",
+    )
     unit = (size[0] * size[1]) ** 0.5
     changed = False
+    region = _open_mask(request.mask, size) if request.mask else None
+
+    def place() -> tuple[float, float]:
+        return _mask_centre(region) if region is not None else _place(text, rng)
 
     hues = [HUES[word] for word in sorted(words) if word in HUES]
     if hues:
@@ -178,13 +208,12 @@ def edit_image(request: RenderRequest) -> Image.Image:
 
     if any(re.search(rf"\b{w}\b", lowered) for w in REMOVE_WORDS):
         # Paint the region over with its own surroundings: the detail there goes.
-        centre = _place(text, rng)
-        mask = _mask(size, centre, unit * 0.2)
+        mask = region if region is not None else _mask(size, _place(text, rng), unit * 0.2)
         filled = image.filter(ImageFilter.GaussianBlur(unit * 0.08))
         image = Image.composite(filled, image, mask)
         changed = True
     if any(re.search(rf"\b{w}\b", lowered) for w in ADD_WORDS):
-        centre = _place(text, rng)
+        centre = place()
         colors = (
             [tuple(round(c * 255) for c in colorsys.hsv_to_rgb(hues[0] / 360, 0.75, 0.95))]
             if hues
@@ -195,7 +224,7 @@ def edit_image(request: RenderRequest) -> Image.Image:
 
     if not changed:
         # Words the renderer does not know still leave a visible, repeatable mark.
-        centre = _place(text, rng)
+        centre = place()
         glow = _mask(size, centre, unit * rng.uniform(0.2, 0.35)).filter(
             ImageFilter.GaussianBlur(unit * 0.05)
         )
@@ -203,6 +232,9 @@ def edit_image(request: RenderRequest) -> Image.Image:
         tint = Image.new("RGB", size, _palette(image, rng, 1)[0])
         image = Image.composite(ImageChops.screen(image, tint), image, glow)
         image = _tint(image, rng.uniform(0, 360), 0.12)
+    if region is not None:
+        # A hard mask: outside the painted area the source's pixels, unchanged.
+        image = Image.composite(image, source, region)
     return image
 
 

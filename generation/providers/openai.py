@@ -5,7 +5,9 @@ alone, `POST /v1/images/edits` (multipart, one `image[]` part per reference)
 when the request carries references, such as a draft being promoted, and for
 edits and variations (the image to edit first, then the references; the
 edits endpoint keeps no conversation, so a chained edit sends only the
-latest image and its instruction). The
+latest image and its instruction). A region edit adds the `mask` part: our
+black-and-white mask turned into the PNG OpenAI wants, transparent where the
+image may change, applied by OpenAI to the first image (the one to edit). The
 gpt-image models always answer with base64 (`data[0].b64_json`); they take
 no seed, so a render is not reproducible from its seed the way a Gemini one
 is (the seed still goes into the cache fingerprint and the stored metadata).
@@ -27,6 +29,7 @@ import json
 import httpx
 
 from generation import model_catalog
+from generation.imaging import mask_with_alpha
 
 from .base import (
     BlockedError,
@@ -122,7 +125,7 @@ class OpenAIProvider:
                 "edits",
                 {
                     "data": {key: str(value) for key, value in fields.items()},
-                    "files": reference_parts(images),
+                    "files": reference_parts(images) + mask_parts(request),
                 },
             )
         else:
@@ -193,6 +196,13 @@ def reference_parts(references: tuple[bytes, ...]) -> list[tuple[str, tuple[str,
         filename = f"reference-{number}.{REFERENCE_TYPES[mime_type]}"
         parts.append(("image[]", (filename, data, mime_type)))
     return parts
+
+
+def mask_parts(request: RenderRequest) -> list[tuple[str, tuple[str, bytes, str]]]:
+    """The `mask` file part of a region edit (none for any other request)."""
+    if not (request.mask and request.source):
+        return []
+    return [("mask", ("mask.png", mask_with_alpha(request.mask), "image/png"))]
 
 
 def http_error(

@@ -154,8 +154,8 @@
   });
 
   // --- image page keys: ← → move, S star, X reject, 1–5 rate, P promote, D download,
-  // C compare, Esc close. (The viewer over the grid has its own, in lightbox.js.)
-  const KEYS = { ArrowLeft: "ArrowLeft", ArrowRight: "ArrowRight", Escape: "Escape", s: "s", p: "p", d: "d", c: "c", x: "x" };
+  // C compare, E edit, Esc close. (The viewer over the grid has its own, in lightbox.js.)
+  const KEYS = { ArrowLeft: "ArrowLeft", ArrowRight: "ArrowRight", Escape: "Escape", s: "s", p: "p", d: "d", c: "c", x: "x", e: "e" };
   document.addEventListener("keydown", function (event) {
     const box = document.querySelector("[data-lightbox]");
     if (!box || event.ctrlKey || event.metaKey || event.altKey || event.shiftKey) return;
@@ -173,6 +173,16 @@
     if (!target) return;
     event.preventDefault();
     target.click();
+  });
+
+  // The image page's Edit (E) goes to the instruction box and puts the cursor in it.
+  document.addEventListener("click", function (event) {
+    const link = event.target.closest("[data-edit-open]");
+    const words = link && document.getElementById("edit-instructions");
+    if (!words) return;
+    event.preventDefault();
+    words.scrollIntoView({ block: "center" });
+    words.focus({ preventScroll: true });
   });
 
   // --- compare slider: the Pro render over the draft, cut at the slider.

@@ -5,8 +5,8 @@
 //
 // Keys on a focused tile and in the viewer: Space open/close, ← → move
 // (across grids), ↑ ↓ rows (grid), S star, X reject, U undo the reject,
-// 1–5 rate (0 clears), P promote, D download, C compare, Z zoom,
-// Shift+arrows pan, Esc back.
+// 1–5 rate (0 clears), P promote, D download, C compare, E edit (the edit
+// panel, with the mask editor), Z zoom, Shift+arrows pan, Esc back.
 (function () {
   "use strict";
 
@@ -157,6 +157,11 @@
       toast(tile.classList.contains("is-marked")
         ? "Image #" + id + " is marked: press <kbd>C</kbd> on another image to compare them (or select 2–4)."
         : "Mark cleared.");
+    },
+    edit: function (tile) {
+      if (!linkOf(tile).hasAttribute("data-open")) return;
+      if (!viewer.element || viewer.element.hidden) openViewer(tile);
+      loadEditPanel(tile);
     },
   };
   let lastRejected = null;
@@ -363,6 +368,7 @@
       '<button type="button" data-viewer-do="p" data-viewer-flash title="Promote to Pro (P)">Promote</button>' +
       '<button type="button" data-viewer-do="c" title="Compare with the marked image (C)">Compare</button>' +
       '<button type="button" data-viewer-do="d" title="Download the original (D)">Download</button>' +
+      '<button type="button" data-viewer-do="e" title="Edit with words or a painted mask (E)">Edit</button>' +
       "</span>" +
       '<span class="zoom-bar" role="group" aria-label="Zoom">' +
       '<button type="button" data-zoom-to="fit" aria-pressed="true">Fit</button>' +
@@ -374,7 +380,7 @@
       "</div>" +
       '<div class="viewer-stage"><div class="zoom viewer-zoom" data-zoom><img alt="" draggable="false"></div></div>' +
       '<p class="viewer-keys muted"><kbd>←</kbd><kbd>→</kbd> move · <kbd>S</kbd> star · <kbd>X</kbd> reject · ' +
-      "<kbd>1</kbd>–<kbd>5</kbd> rate · <kbd>P</kbd> promote · <kbd>D</kbd> download · <kbd>C</kbd> compare · " +
+      "<kbd>1</kbd>–<kbd>5</kbd> rate · <kbd>P</kbd> promote · <kbd>D</kbd> download · <kbd>C</kbd> compare · <kbd>E</kbd> edit · " +
       "<kbd>Z</kbd> zoom · <kbd>Shift</kbd>+arrows pan · <kbd>Esc</kbd> back</p>";
     document.body.appendChild(element);
     viewer.element = element;
@@ -410,6 +416,44 @@
     element.querySelector("[data-viewer-flash]").hidden = tile.dataset.tier !== "flash";
     element.dataset.tileId = tile.dataset.id;
     renderZoom(element);
+    if (editPanel && !editPanel.hidden && editPanel.dataset.id !== tile.dataset.id) loadEditPanel(tile);
+  }
+
+  // --- the edit panel (E): the image page's edit and vary forms, beside the picture ---
+  let editPanel = null;
+  function loadEditPanel(tile) {
+    if (!editPanel) {
+      editPanel = document.createElement("aside");
+      editPanel.className = "viewer-edit";
+      editPanel.setAttribute("aria-label", "Edit this image");
+      viewer.element.appendChild(editPanel);
+    }
+    const id = tile.dataset.id;
+    editPanel.dataset.id = id;
+    editPanel.hidden = false;
+    // Below the bar, however many rows it wraps to.
+    editPanel.style.top = viewer.element.querySelector(".viewer-bar").offsetHeight + "px";
+    viewer.element.classList.add("is-editing");
+    fetch(teamUrl(tile) + "edit/" + id + "/panel/", { credentials: "same-origin" })
+      .then(function (response) {
+        if (!response.ok) throw new Error("HTTP " + response.status);
+        return response.text();
+      })
+      .then(function (html) {
+        if (editPanel.dataset.id !== id) return; // moved on meanwhile
+        editPanel.innerHTML = html;
+        if (window.ContactSheetMask) window.ContactSheetMask.attach(editPanel);
+        const words = editPanel.querySelector("textarea");
+        if (words) words.focus({ preventScroll: true });
+      })
+      .catch(function () { toast("The edit panel could not be loaded; open the image page to edit."); });
+  }
+  function closeEditPanel() {
+    if (!editPanel || editPanel.hidden) return false;
+    editPanel.hidden = true;
+    viewer.element.classList.remove("is-editing");
+    viewer.element.focus({ preventScroll: true });
+    return true;
   }
 
   function openViewer(tile) {
@@ -434,6 +478,7 @@
 
   function hideViewer() {
     if (!viewer.element || viewer.element.hidden) return;
+    closeEditPanel();
     viewer.element.hidden = true;
     document.documentElement.classList.remove("viewer-open");
     const tile = viewer.tile && viewer.tile.isConnected ? viewer.tile : null;
@@ -608,6 +653,7 @@
     if (key === "p") { actions.promote(tile); return true; }
     if (key === "d") { actions.download(tile); return true; }
     if (key === "c") { actions.compare(tile); refreshViewer(); return true; }
+    if (key === "e") { actions.edit(tile); return true; }
     if (/^[0-5]$/.test(key)) { actions.rate(tile, Number(key)).then(refreshViewer); return true; }
     return false;
   }
@@ -620,6 +666,7 @@
     const group = viewer.element;
     const tile = viewer.tile;
     if (event.shiftKey && key.indexOf("Arrow") === 0) { panStep(group, key); return true; }
+    if (key === "Escape" && closeEditPanel()) return true;
     switch (key) {
       case "Escape": case " ": closeViewer(); return true;
       case "ArrowRight": moveViewer(1); return true;
@@ -671,6 +718,7 @@
   document.addEventListener("click", function (event) {
     if (event.target.closest("[data-undo-reject]")) { undoReject(); return; }
     if (event.target.closest("[data-viewer-close]")) { closeViewer(); return; }
+    if (event.target.closest("[data-viewer-edit-close]")) { closeEditPanel(); return; }
     const button = event.target.closest("[data-viewer-do]");
     if (button) {
       // The bar's buttons are the keys, for a mouse or a touch screen.
@@ -695,6 +743,8 @@
     if (event.button !== 0 || event.ctrlKey || event.metaKey || event.shiftKey || event.altKey) return;
     const star = event.target.closest(".tile [data-star]");
     if (star) { actions.star(tileOf(star)); return; }
+    const edit = event.target.closest(".tile [data-action='edit']");
+    if (edit) { event.preventDefault(); actions.edit(tileOf(edit)); return; }
     const link = event.target.closest(".tile-image[data-open]");
     if (link) { event.preventDefault(); openViewer(tileOf(link)); }
   });

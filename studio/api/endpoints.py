@@ -7,6 +7,8 @@ the wrapping differs (JSON and status codes instead of HTML). The token
 fixes the team: another team's ids answer 404 like ids that do not exist.
 """
 
+import base64
+import binascii
 from typing import Literal
 
 from django.conf import settings
@@ -222,6 +224,7 @@ def _batch(request, team, pk: int) -> dict:
         "is_promotion": batch.is_promotion,
         "kind": batch.kind,
         "source": batch.source_id,
+        "mask": batch.mask_sha256 or None,
         "lane": batch.lane,
         "project": batch.project_id,
         "member": member_name,
@@ -373,6 +376,7 @@ def images_promote(request, payload: PromoteIn):
 def images_edit(request, image_id: int, payload: EditIn):
     caller = _caller(request)
     _throttle_submit(caller)
+    mask = _mask_bytes(payload.mask)
     try:
         batch = generation_edit(
             team=caller.team,
@@ -382,10 +386,26 @@ def images_edit(request, image_id: int, payload: EditIn):
             tier=payload.tier,
             size=payload.size,
             fresh=payload.fresh,
+            mask=mask,
         )
     except SubmitRefused as refused:
         raise _refused(refused)
     return Reply(201, _batch(request, caller.team, batch.pk))
+
+
+def _mask_bytes(value: str | None) -> bytes | None:
+    """The mask's PNG bytes from its base64 (a data: URL prefix is allowed), or a 400."""
+    if not value:
+        return None
+    text = value.split(",", 1)[1] if value.startswith("data:") else value
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise ApiError(
+            400,
+            "The mask is not valid base64.",
+            errors={"mask": "Send the mask PNG as base64."},
+        )
 
 
 @api.post(

@@ -138,6 +138,9 @@ class BatchOut(Schema):
     is_promotion: bool
     kind: Literal["draft", "promotion", "edit", "variation"]
     source: int | None = Field(description="The image an edit or variation batch starts from.")
+    mask: str | None = Field(
+        default=None, description="A region edit's mask: the sha256 of the stored PNG."
+    )
     lane: str = Field(description="interactive or batch")
     project: int | None
     member: str
@@ -199,6 +202,13 @@ class EditIn(Schema):
     )
     fresh: bool = Field(
         default=False, description="Render again even when an identical edit is stored."
+    )
+    mask: str | None = Field(
+        default=None,
+        description="A region edit: the painted mask as a base64 PNG of exactly the image's "
+        "pixel size, white where the change goes and black (or transparent) where the image is "
+        "kept. Each instruction then says what goes in the white area. Gemini takes it as "
+        "guidance, not a hard mask; a model that takes no mask refuses it (400).",
     )
 
 

@@ -10,7 +10,8 @@ from django.views.decorators.http import require_GET, require_POST
 
 from billing.services import Refusal
 from generation import catalog
-from generation.backends import PROVIDER_LABELS, team_quote
+from generation.backends import PROVIDER_LABELS, backend_for, team_quote
+from generation.imaging import MASK_MAX_BYTES
 from generation.models import Kind
 from generation.requests import parse_id, parse_ids
 from generation.selectors import (
@@ -47,28 +48,47 @@ def _prices(team, generation) -> dict:
     return prices
 
 
-def _image_context(access, detail, **extra) -> dict:
-    generation = detail.generation
+def _masks(team) -> dict:
+    """What each tier's model does with a painted mask, for the mask editor's notes."""
+    masks = {}
+    for tier in catalog.TIERS:
+        backend = backend_for(team, tier)
+        masks[tier] = {"kind": backend.mask, "label": backend.label}
+    return masks
+
+
+def _iterate_context(access, generation, **extra) -> dict:
+    """What the edit and vary forms need (the image page, and the viewer's edit panel)."""
     return {
         "access": access,
-        "detail": detail,
         "generation": generation,
-        "tree": version_tree(team=access.team, pk=generation.pk),
-        "pixels": catalog.pixel_size(generation.size, generation.aspect),
-        "provider_label": PROVIDER_LABELS.get(generation.provider, generation.provider),
-        "render_seconds": (
-            (generation.finished_at - generation.started_at).total_seconds()
-            if generation.finished_at and generation.started_at
-            else None
-        ),
         "chain_limit": settings.EDIT_CHAIN_MAX_TURNS,
         "chain_full": generation.edge == Kind.EDIT
         and generation.chain_turns >= settings.EDIT_CHAIN_MAX_TURNS,
         "pro_offers_aspect": generation.aspect in catalog.ASPECTS[catalog.PRO],
         "variation_count": VARIATION_COUNT,
         "prices": _prices(access.team, generation) if generation.asset_id else {},
+        "masks": _masks(access.team) if generation.asset_id else {},
         **extra,
     }
+
+
+def _image_context(access, detail, **extra) -> dict:
+    generation = detail.generation
+    return _iterate_context(
+        access,
+        generation,
+        detail=detail,
+        tree=version_tree(team=access.team, pk=generation.pk),
+        pixels=catalog.pixel_size(generation.size, generation.aspect),
+        provider_label=PROVIDER_LABELS.get(generation.provider, generation.provider),
+        render_seconds=(
+            (generation.finished_at - generation.started_at).total_seconds()
+            if generation.finished_at and generation.started_at
+            else None
+        ),
+        **extra,
+    )
 
 
 @login_required
@@ -115,16 +135,38 @@ def _submit(request, access, pk, make, **form):
 
 
 @login_required
+@require_GET
+def image_edit_panel(request, slug, pk):
+    """The edit and vary forms alone: what the viewer over the grid shows on E."""
+    access = team_for_member(request, slug)
+    detail = generation_detail(team=access.team, pk=pk)
+    if detail is None:
+        raise Http404
+    context = _iterate_context(access, detail.generation, in_viewer=True)
+    return render(request, "studio/gallery/_iterate.html", context)
+
+
+def _uploaded_mask(request) -> bytes | None:
+    """The painted mask the page's editor sends with the form, read at most one byte past
+    the limit (so a huge upload is refused by its size, not read whole); None without one."""
+    upload = request.FILES.get("mask")
+    if upload is None or not upload.size:
+        return None
+    return upload.read(MASK_MAX_BYTES + 1)
+
+
+@login_required
 @require_POST
 def image_edit(request, slug, pk):
     access = team_for_member(request, slug)
     instructions = request.POST.get("instructions", "")
     tier = request.POST.get("tier", catalog.FLASH)
+    mask = _uploaded_mask(request)
     return _submit(
         request, access, pk,
         lambda: generation_edit(
             team=access.team, member=request.user, source=pk, instructions=instructions,
-            tier=tier, fresh=request.POST.get("fresh") == "1",
+            tier=tier, fresh=request.POST.get("fresh") == "1", mask=mask,
         ),
         instructions_typed=instructions, tier_chosen=tier,
     )  # fmt: skip

@@ -35,6 +35,10 @@ server.py, execution.py and main.py):
 - `POST /upload/image` stores into input or temp by `type`; LoadImage takes
   `name [temp]` for a temp file (server.py, image_upload; folder_paths,
   annotated_filepath). SaveImage writes to output, PreviewImage to temp.
+- `POST /upload/mask` writes the image `original_ref` names again under the
+  upload's name, with the uploaded PNG's alpha; with no such image it writes
+  nothing and still answers 200, and a mask of another size fails in PIL's
+  putalpha, a 500 (server.py, upload_mask).
 - `restart(down_seconds)`: the server goes away (connections refused),
   forgets its queue, running prompt and history, empties its temp folder,
   and answers again after `down_seconds` (queue and history live in memory:
@@ -58,6 +62,7 @@ from __future__ import annotations
 import base64
 import functools
 import hashlib
+import io
 import json
 import random
 import re
@@ -69,6 +74,8 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlsplit
+
+from PIL import Image
 
 from tests.fakes.gemini_server import png
 from tests.fakes.local_server import LocalServer, QuietHandler
@@ -117,6 +124,19 @@ CLASSES: dict[str, dict] = {
         }
     },
     "LoadImage": {"required": {"image": "INPUT_FILES"}},
+    "VAEEncodeForInpaint": {
+        "required": {"pixels": "IMAGE", "vae": "VAE", "mask": "MASK", "grow_mask_by": "INT"}
+    },
+    "ImageCompositeMasked": {
+        "required": {
+            "destination": "IMAGE",
+            "source": "IMAGE",
+            "x": "INT",
+            "y": "INT",
+            "resize_source": "BOOLEAN",
+        },
+        "optional": {"mask": "MASK"},
+    },
     "SaveImage": {"required": {"images": "IMAGE", "filename_prefix": "STRING"}},
     "PreviewImage": {"required": {"images": "IMAGE"}},
 }
@@ -149,6 +169,7 @@ class FakeComfyUI(LocalServer):
     )
     # What tests look at.
     uploads: dict[str, Part] = field(default_factory=dict)  # "name" or "name [temp]"
+    mask_uploads: list[dict] = field(default_factory=list)  # POST /upload/mask: fields, image
     interrupts: list[dict] = field(default_factory=list)  # POST /interrupt bodies
     deletes: list[str] = field(default_factory=list)  # ids in POST /queue delete
     history_deletes: list[str] = field(default_factory=list)  # ids in POST /history delete
@@ -187,6 +208,7 @@ class FakeComfyUI(LocalServer):
             self.peak_queue = 0
             for log in (
                 self.uploads,
+                self.mask_uploads,
                 self.interrupts,
                 self.deletes,
                 self.history_deletes,
@@ -429,6 +451,16 @@ class FakeComfyUI(LocalServer):
 
 
 @functools.lru_cache(maxsize=32)
+def _with_alpha(original: bytes, mask: bytes) -> bytes:
+    """server.py upload_mask: the original as RGBA with the mask's alpha channel."""
+    with Image.open(io.BytesIO(original)) as image, Image.open(io.BytesIO(mask)) as alpha:
+        copy = image.convert("RGBA")
+        copy.putalpha(alpha.convert("RGBA").getchannel("A"))
+    out = io.BytesIO()
+    copy.save(out, "PNG")
+    return out.getvalue()
+
+
 def _image(width: int, height: int, seed_text: str) -> bytes:
     return png(width, height, seed_text)  # the same workflow draws the same image
 
@@ -625,10 +657,14 @@ def object_info(fake: FakeComfyUI, class_type: str) -> dict:
             required[name] = [kind, {}]
         else:
             required[name] = [kind, {}]
+    optional = {name: [kind, {}] for name, kind in CLASSES[class_type].get("optional", {}).items()}
+    inputs, order = {"required": required}, {"required": list(required)}
+    if optional:
+        inputs["optional"], order["optional"] = optional, list(optional)
     return {
         class_type: {
-            "input": {"required": required},
-            "input_order": {"required": list(required)},
+            "input": inputs,
+            "input_order": order,
             "output_node": class_type in OUTPUT_NODES,
             "name": class_type,
             "display_name": class_type,
@@ -760,6 +796,9 @@ class _Handler(QuietHandler):
                 self.fake.files[(kind, image.filename)] = image.data
             self._json(200, {"name": image.filename, "subfolder": "", "type": kind})
             return
+        if path == "/upload/mask":
+            self._upload_mask(raw)
+            return
         body = json.loads(raw or b"{}")
         if path == "/interrupt":
             self.fake.interrupts.append(body)
@@ -784,6 +823,31 @@ class _Handler(QuietHandler):
             self._prompt(body)
         else:
             self._send(404, b"404: Not Found", content_type="text/plain")
+
+    def _upload_mask(self, raw: bytes) -> None:
+        fields, parts = parse_multipart(self.headers.get("Content-Type", ""), raw)
+        images = [part for part in parts if part.name == "image"]
+        if not images or "original_ref" not in fields:
+            self._send(400, b"", content_type="text/plain")
+            return
+        mask, original_ref = images[0], json.loads(fields["original_ref"])
+        kind = fields.get("type") or "input"
+        self.fake.mask_uploads.append({"fields": fields, "image": mask})
+        with self.fake._lock:
+            original = self.fake.files.get(
+                (original_ref.get("type", "output"), original_ref["filename"])
+            )
+        if original is not None:
+            try:
+                data = _with_alpha(original, mask.data)
+            except ValueError:  # PIL putalpha: "images do not match"
+                self._send(500, b"500 Internal Server Error", content_type="text/plain")
+                return
+            key = f"{mask.filename} [temp]" if kind == "temp" else mask.filename
+            self.fake.uploads[key] = Part("image", mask.filename, "image/png", data)
+            with self.fake._lock:
+                self.fake.files[(kind, mask.filename)] = data
+        self._json(200, {"name": mask.filename, "subfolder": "", "type": kind})
 
     def _prompt(self, body: dict) -> None:
         self.fake.submitted.append(body)

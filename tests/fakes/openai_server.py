@@ -14,12 +14,16 @@ slow (answers after `slow_seconds`), 400, 401, 403, moderation_blocked,
 content_policy_violation, malformed (broken JSON), no_data, not_image.
 
 Edits requests are recorded part by part (`RecordedRequest.parts`), so tests
-can assert what was uploaded.
+can assert what was uploaded. An edits request must name only fields the
+openai SDK's `ImageEditParams` defines, and a `mask` must be what the SDK's
+docstring of that field asks for: a PNG under 4 MB with fully transparent
+areas, the same size as the first image (the real API answers 400 otherwise).
 """
 
 from __future__ import annotations
 
 import base64
+import io
 import json
 import re
 import threading
@@ -28,6 +32,8 @@ from dataclasses import dataclass, field
 from email.parser import BytesParser
 from email.policy import HTTP
 from urllib.parse import urlsplit
+
+from PIL import Image
 
 from tests.fakes.gemini_server import png
 from tests.fakes.local_server import LocalServer, QuietHandler
@@ -285,6 +291,53 @@ def _invalid(path: str, fields: dict, parts: list[Part]) -> str:
         for part in images:
             if part.content_type not in ("image/png", "image/jpeg", "image/webp"):
                 return f"Invalid file '{part.filename}': unsupported mimetype."
+        unknown = _unknown_edit_fields(fields, parts)
+        if unknown:
+            return f"Unrecognized request argument supplied: {unknown}"
+        masks = [part for part in parts if part.name == "mask"]
+        if masks:
+            return _invalid_mask(masks, images[0])
+    return ""
+
+
+def _unknown_edit_fields(fields: dict, parts: list[Part]) -> str:
+    try:
+        from openai.types.image_edit_params import ImageEditParamsBase
+    except ImportError:  # the SDK is a test dependency; without it, only the rest is checked
+        return ""
+    known = set(ImageEditParamsBase.__annotations__)
+    names = set(fields) | {part.name.removesuffix("[]") for part in parts}
+    return ", ".join(sorted(names - known))
+
+
+def _size_of(data: bytes) -> tuple[tuple[int, int], str] | None:
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return image.size, image.mode
+    except OSError:
+        return None
+
+
+def _invalid_mask(masks: list[Part], first: Part) -> str:
+    """The openai SDK's docstring of `mask`: 'a valid PNG file, less than 4MB, and have
+    the same dimensions as image', its fully transparent areas the ones to edit."""
+    if len(masks) > 1:
+        return "Only one mask may be provided."
+    mask = masks[0]
+    opened = _size_of(mask.data)
+    if mask.content_type != "image/png" or opened is None or not mask.data.startswith(b"\x89PNG"):
+        return "Invalid mask: it must be a valid PNG file."
+    if len(mask.data) >= 4 * 1024 * 1024:
+        return "Invalid mask: it must be less than 4 MB."
+    (size, mode), image = opened, _size_of(first.data)
+    if image is None or size != image[0]:
+        return f"Invalid mask: it is {size[0]}x{size[1]}; the image is not the same size."
+    if mode not in ("RGBA", "LA"):
+        return f"Invalid mask: it must have an alpha channel (got {mode})."
+    with Image.open(io.BytesIO(mask.data)) as opened_mask:
+        lowest, _ = opened_mask.getchannel("A").getextrema()
+    if lowest != 0:
+        return "Invalid mask: it has no fully transparent area to edit."
     return ""
 
 

@@ -22,7 +22,6 @@ import time
 from argparse import BooleanOptionalAction
 from pathlib import Path
 
-from django.contrib.auth import get_user_model
 from django.core.files.storage import default_storage
 from django.core.management.base import BaseCommand, CommandError
 from django.utils.text import slugify
@@ -32,8 +31,9 @@ from generation.models import OUTSTANDING, Batch, Campaign, Generation, Project,
 from generation.requests import InvalidRequest, parse_batch_request
 from generation.selectors import BATCH_WAITING_FOR, progress_of
 from generation.services import SubmitRefused, batch_submit, project_create
-from studio.models import Membership, Team
 from studio.views.media import download_name
+
+from ..acting import team_and_member
 
 BAR_WIDTH = 30
 
@@ -128,7 +128,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options):
-        team, member = self._team_and_member(options["team"], options["user"])
+        team, member = team_and_member(options["team"], options["user"])
         prompts = self._prompts(options["prompts"])
         project = self._project(team, member, options["project"] or options["prompts"].stem)
         if options["campaign"]:
@@ -165,15 +165,6 @@ class Command(BaseCommand):
             raise CommandError(problem)
 
     # --- steps -----------------------------------------------------------------------
-
-    def _team_and_member(self, slug: str, username: str):
-        team = Team.objects.filter(slug=slug).first()
-        if team is None:
-            raise CommandError(f"There is no team “{slug}”.")
-        member = get_user_model().objects.filter(username=username, is_active=True).first()
-        if member is None or not Membership.objects.filter(team=team, user=member).exists():
-            raise CommandError(f"“{username}” is not a member of {team.name}.")
-        return team, member
 
     def _prompts(self, path: Path) -> list[str]:
         try:
