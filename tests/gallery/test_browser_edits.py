@@ -6,18 +6,15 @@ the walk needs no workers.
 """
 
 import re
-from pathlib import Path
 
 import pytest
 
 from generation.models import Batch, Generation
 
-from ..conftest import sign_in
+from ..conftest import screenshot_path, sign_in
 from .conftest import fund, render_all, submit
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
-
-SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "screenshots" / "version-tree.png"
 
 
 def test_edit_vary_walk_the_tree_and_compare(browser_page, owner, team, project):
@@ -65,8 +62,7 @@ def test_edit_vary_walk_the_tree_and_compare(browser_page, owner, team, project)
         "() => [...document.querySelectorAll('#versions img')]"
         ".every(img => img.complete && img.naturalWidth > 0)"
     )
-    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOT))
+    page.screenshot(path=str(screenshot_path("version-tree.png")))
 
     # Compare the chained edit with the draft, then on the slider.
     page.locator(f"[data-tree-node='{draft.pk}'] .tree-compare").click()
