@@ -25,11 +25,12 @@ def tiles(context, generations, oob: bool = False) -> SafeString:
     """The tiles of a grid or a page; `oob` marks them for out-of-band swaps (a poll)."""
     team_url = context.get("team_url") or reverse("team", args=[context["team"].slug])
     generations = list(generations)
-    if any(not hasattr(g, "client_marks") for g in generations):
+    team = context.get("team")
+    if team is not None and any(not hasattr(g, "client_marks") for g in generations):
         # Pages of many tiles attach the clients' marks for all of them in one
         # query before rendering; a tile or a grid re-rendered alone (a star, a
         # poll) gets them here, so a badge never drops off a swapped tile.
-        client_marks_attach(team=context["team"], generations=generations)
+        client_marks_attach(team=team, generations=generations)
     template = engines["jinja2"].env.get_template("studio/gallery/_tiles.jinja")
     html = template.render(tiles=generations, oob=oob, team_url=team_url)
     return mark_safe(html)  # noqa: S308 - escaped by Jinja2's autoescape

@@ -93,7 +93,7 @@ def test_tiles_show_what_clients_did_over_every_link(owner, team, project, image
     )
     assert "✓ 2" in one and "picked by 2 clients" in one
     assert "✕" in two and "4.5★" in two and "rated 4.5 of 5" in two and "✓" not in two
-    assert "💬 2" in three and "2 comments" in three
+    assert "✎ 2" in three and "2 comments" in three
     assert badge(html, images[3].pk) == "" and badge(html, images[4].pk) == ""
     # One pick shows no count.
     alex.post(client_url(first, 4, "mark"), {"verdict": "pick"})
