@@ -53,7 +53,7 @@ def parse_filters(data) -> HistoryFilters:
     )
 
 
-def _picks_filter(team, value: str, links) -> tuple[bool, int | None]:
+def _picks_filter(value: str, links) -> tuple[bool, int | None]:
     """(whether to show only client picks, of which link or None for any), from `?picks=`.
 
     A link that is not one of this team's gets the same answer as one that
@@ -78,7 +78,7 @@ def history(request, slug):
     picks_only, picks_link = False, None
     try:
         filters = parse_filters(request.GET)
-        picks_only, picks_link = _picks_filter(access.team, request.GET.get("picks", ""), links)
+        picks_only, picks_link = _picks_filter(request.GET.get("picks", ""), links)
     except InvalidRequest as invalid:
         problems = invalid.errors
         filters = HistoryFilters()
