@@ -213,7 +213,7 @@ def poll(studio, team, batch_id, since):
 
 
 def test_a_finished_grid_on_a_live_link_keeps_polling_for_the_clients_marks(
-    owner, team, project, images, client_for
+    owner, teammate, stranger, team, project, images, client_for
 ):
     studio = client_for(owner)
     batch_id = images[0].batch_id
@@ -240,6 +240,10 @@ def test_a_finished_grid_on_a_live_link_keeps_polling_for_the_clients_marks(
     before = re.search(r'data-version="([^"]+)"', tile_html(page, images[1].pk)).group(1)
     after = re.search(r'data-version="([^"]+)"', tile_html(html, images[1].pk)).group(1)
     assert before != after
+    # A teammate's grid gets the same; a stranger gets nothing.
+    theirs = poll(client_for(teammate), team, batch_id, since).content.decode()
+    assert "picked by 1 client" in badge(theirs, images[1].pk)
+    assert poll(client_for(stranger), team, batch_id, since).status_code == 404
     review_link_revoke(link=link)
     assert poll(studio, team, batch_id, since).status_code == STOP_POLLING
 
