@@ -271,6 +271,12 @@ def test_the_viewer_gets_the_clients_comments_as_escaped_text(
         assert "Round &lt;1&gt;" in html
         assert re.search(r'class="viewer-pin" style="left: 25.0%; top: 75.0%"[^>]*>2<', html)
     assert client_for(stranger).get(url).status_code == 404
+    # The image page, the viewer's fallback without scripts, lists them in words.
+    page = client_for(teammate).get(reverse("image", args=[team.slug, images[2].pk]))
+    html = page.content.decode()
+    assert "Client comments (2)" in html and "pinned at 25% across, 75% down" in html
+    assert "&lt;script&gt;" in html and "<script>alert" not in html
+    assert "viewer-pins" not in html
     none = client_for(owner).get(reverse("review-image-comments", args=[team.slug, images[0].pk]))
     assert b"No client comments." in none.content
     # Another team's image, or none at all, is a 404 like any other.
