@@ -13,7 +13,7 @@ import zlib
 from contextlib import nullcontext
 from dataclasses import dataclass
 
-from PIL import Image, ImageCms, ImageOps, PngImagePlugin
+from PIL import Image, ImageCms, ImageDraw, ImageFont, ImageOps, PngImagePlugin
 
 THUMBNAIL_EDGE = 384  # grid tiles are at most ~300 CSS px wide; 384 keeps them crisp
 PREVIEW_EDGE = 1600
@@ -110,6 +110,36 @@ def _webp(image: Image.Image, quality: int) -> bytes:
     # sizes the files are a few percent larger, which a grid never notices.
     image.save(out, "WEBP", quality=quality, method=0)
     return out.getvalue()
+
+
+def watermarked_webp(data: bytes, text: str) -> bytes:
+    """The image with `text` repeated across it on a slant, as a WebP.
+
+    Faint enough to judge the picture through, dense enough that no crop of a
+    useful size escapes it; white with a dark edge, so it shows on any image.
+    Pillow's own scalable font: no font file to find on the host.
+    """
+    image = _flatten(open_safely(data, max_pixels=64_000_000)).convert("RGBA")
+    width, height = image.size
+    size = max(12, min(width, height) // 14)
+    font = ImageFont.load_default(size=size)
+    # Drawn level on a square that covers the image at any rotation, then turned.
+    side = int((width**2 + height**2) ** 0.5) + size
+    layer = Image.new("RGBA", (side, side), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(layer)
+    phrase = f"{text}    "
+    step = int(draw.textlength(phrase, font=font)) or size
+    for row, y in enumerate(range(0, side, size * 3)):
+        offset = (row % 2) * step // 2
+        for x in range(-step + offset, side, step):
+            draw.text(
+                (x, y), phrase, font=font, fill=(255, 255, 255, 90),
+                stroke_width=max(1, size // 16), stroke_fill=(0, 0, 0, 60),
+            )  # fmt: skip
+    layer = layer.rotate(30, resample=Image.Resampling.BILINEAR)
+    left, top = (side - width) // 2, (side - height) // 2
+    image.alpha_composite(layer.crop((left, top, left + width, top + height)))
+    return _webp(image.convert("RGB"), 85)
 
 
 def a1111_parameters(meta: dict) -> str:

@@ -151,6 +151,9 @@ class Grid:
     progress: Progress = field(default_factory=Progress)
     # Where the next poll starts (microseconds since the epoch).
     since: int = 0
+    # Keep polling, slowly, once finished: people outside the team may still
+    # mark its images (the studio sets it for grids on a live review link).
+    watched: bool = False
 
 
 def progress_of(generations) -> Progress:
@@ -392,6 +395,8 @@ class Changes:
     since: int
     settled: int  # images that finished (captured or released) in this window
     queued: list[Generation] = field(default_factory=list)
+    # Every image of the grid still in it, for marks kept outside generation.
+    tiles: list[Generation] = field(default_factory=list)
 
 
 def batch_changes(*, team, pk: int, since: datetime | None) -> Changes | None:
@@ -419,6 +424,7 @@ def batch_changes(*, team, pk: int, since: datetime | None) -> Changes | None:
         since=_next_since(read_at),
         settled=settled,
         queued=[g for g in generations if g.status == Status.QUEUED and not g.archived],
+        tiles=[g for g in generations if not g.archived],
     )
 
 
@@ -691,6 +697,9 @@ class HistoryFilters:
     since: date | None = None
     until: date | None = None
     archived: bool = False
+    # Only images whose id is among these: a subquery of ids the caller builds
+    # from what generation knows nothing of (the studio's client picks).
+    among: object = None
 
 
 def prompt_words(text: str) -> list[str]:
@@ -758,6 +767,8 @@ def history_page(*, team, filters: HistoryFilters, cursor=None) -> tuple[list[Ge
         images = images.filter(batch__project_id=filters.project_id)
     if filters.starred:
         images = images.filter(starred=True)
+    if filters.among is not None:
+        images = images.filter(pk__in=filters.among)
     if filters.tier:
         images = images.filter(tier=filters.tier)
     if filters.size:

@@ -379,6 +379,7 @@
       '<button type="button" class="viewer-close" data-viewer-close>✕ Close <kbd>Esc</kbd></button>' +
       "</div>" +
       '<div class="viewer-stage"><div class="zoom viewer-zoom" data-zoom><img alt="" draggable="false"></div></div>' +
+      '<section class="viewer-comments" data-viewer-comments aria-label="Client comments" hidden></section>' +
       '<p class="viewer-keys muted"><kbd>←</kbd><kbd>→</kbd> move · <kbd>S</kbd> star · <kbd>X</kbd> reject · ' +
       "<kbd>1</kbd>–<kbd>5</kbd> rate · <kbd>P</kbd> promote · <kbd>D</kbd> download · <kbd>C</kbd> compare · <kbd>E</kbd> edit · " +
       "<kbd>Z</kbd> zoom · <kbd>Shift</kbd>+arrows pan · <kbd>Esc</kbd> back</p>";
@@ -417,6 +418,7 @@
     element.dataset.tileId = tile.dataset.id;
     renderZoom(element);
     if (editPanel && !editPanel.hidden && editPanel.dataset.id !== tile.dataset.id) loadEditPanel(tile);
+    showClientComments(element, tile);
   }
 
   // --- the edit panel (E): the image page's edit and vary forms, beside the picture ---
@@ -455,6 +457,42 @@
     viewer.element.focus({ preventScroll: true });
     return true;
   }
+
+  // The clients' comments on a review link, as the server renders them, with
+  // their pins laid over the picture (hidden while zoomed, by CSS).
+  function showClientComments(element, tile) {
+    const box = element.querySelector("[data-viewer-comments]");
+    const stage = element.querySelector("[data-zoom]");
+    const old = stage.querySelector("[data-viewer-pins]");
+    if (old) old.remove();
+    box.hidden = true;
+    box.innerHTML = "";
+    if (!Number(tile.dataset.clientComments || 0)) return;
+    const id = tile.dataset.id;
+    fetch(teamUrl(tile) + "review/images/" + id + "/comments/", { credentials: "same-origin" })
+      .then(function (response) { return response.ok ? response.text() : ""; })
+      .then(function (html) {
+        if (!html || element.dataset.tileId !== id) return; // moved on meanwhile
+        box.innerHTML = html;
+        box.hidden = false;
+        const pins = box.querySelector("[data-viewer-pins]");
+        if (pins) { stage.appendChild(pins); placePins(stage); }
+      });
+  }
+  function placePins(stage) {
+    const pins = stage.querySelector("[data-viewer-pins]");
+    const img = stage.querySelector("img");
+    if (!pins) return;
+    if (!img.complete) { img.addEventListener("load", function () { placePins(stage); }, { once: true }); return; }
+    const outer = stage.getBoundingClientRect(), inner = img.getBoundingClientRect();
+    pins.style.left = (inner.left - outer.left) + "px";
+    pins.style.top = (inner.top - outer.top) + "px";
+    pins.style.width = inner.width + "px";
+    pins.style.height = inner.height + "px";
+  }
+  window.addEventListener("resize", function () {
+    if (viewer.element && !viewer.element.hidden) placePins(viewer.element.querySelector("[data-zoom]"));
+  });
 
   function openViewer(tile) {
     if (!tile || !linkOf(tile).hasAttribute("data-open")) return;

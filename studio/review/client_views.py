@@ -8,6 +8,7 @@ link is a 404 and nothing else of the team is reachable from here.
 """
 
 import functools
+import os
 
 from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
@@ -286,6 +287,9 @@ def client_media(request, link, token, client_name, position, kind):
         )
     else:
         raise Http404
+    if link.watermark and link.kind == ReviewKind.REVIEW:
+        name = files.watermarked(asset, kind, name, link.team.name)
+        return files.serve(request, name, f'"{os.path.basename(name)}"', strip_text=False)
     return files.serve(
         request, name, f'"{asset.sha256}-{kind}-{int(link.show_prompts)}"', strip_text=True
     )

@@ -9,13 +9,15 @@ small image's preview *is* its original. Both are streamed with the text
 chunks dropped (chunk by chunk, no decoding) unless the link shows prompts.
 """
 
+import hashlib
 import os
 import struct
 
+from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.http import Http404, HttpResponseNotModified, StreamingHttpResponse
 
-from generation.imaging import PNG_SIGNATURE, TEXT_CHUNKS
+from generation.imaging import PNG_SIGNATURE, TEXT_CHUNKS, watermarked_webp
 
 from ..views.downloads import CHUNK
 
@@ -23,6 +25,7 @@ from ..views.downloads import CHUNK
 DROPPED_CHUNKS = (*TEXT_CHUNKS, b"eXIf")
 CONTENT_TYPES = {".webp": "image/webp", ".png": "image/png", ".jpg": "image/jpeg"}
 CACHE = "private, no-cache"
+WATERMARKS = "review-watermarks"
 
 
 def _copy(source, length: int):
@@ -82,3 +85,23 @@ def serve(request, name: str, etag: str, *, strip_text: bool, attachment: str = 
     response["Cache-Control"] = CACHE
     response["X-Content-Type-Options"] = "nosniff"
     return response
+
+
+def watermarked(asset, kind: str, source_name: str, text: str) -> str:
+    """The stored name of this rendition with `text` drawn across it, made on first ask.
+
+    Kept in media storage by the asset's hash and the text's, so every client of
+    every link with the same team name shares one copy, and a renamed team gets
+    new ones. Re-encoding drops every text chunk and EXIF block with it.
+    """
+    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+    name = f"{WATERMARKS}/{asset.sha256}-{kind}-{digest}.webp"
+    if default_storage.exists(name):
+        return name
+    try:
+        with default_storage.open(source_name, "rb") as handle:
+            data = handle.read()
+    except FileNotFoundError:
+        raise Http404
+    # Two first asks at once both draw it; storage keeps one under a new name.
+    return default_storage.save(name, ContentFile(watermarked_webp(data, text)))

@@ -52,6 +52,8 @@ class ReviewLink(models.Model):
     download_limit = models.PositiveIntegerField(null=True, blank=True)
     downloads = models.PositiveIntegerField(default=0)
     show_prompts = models.BooleanField(default=False)
+    # The team's name drawn across each preview and thumbnail, until delivery.
+    watermark = models.BooleanField(default=False)
     created = models.DateTimeField(default=timezone.now)
     generations = models.ManyToManyField(
         "generation.Generation",
@@ -179,6 +181,8 @@ class EventKind(models.TextChoices):
     RATING = "rating", "Rated"
     COMMENT = "comment", "Commented"
     DOWNLOAD = "download", "Downloaded"
+    DELIVER = "deliver", "Switched to delivery"
+    REOPEN = "reopen", "Switched back to review"
 
 
 class ReviewEvent(models.Model):

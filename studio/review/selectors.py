@@ -2,10 +2,11 @@
 
 from dataclasses import dataclass, field
 
-from django.db.models import Count, OuterRef, Prefetch, Q, Subquery
+from django.db.models import Count, Max, OuterRef, Prefetch, Q, Subquery, Sum
 from django.db.models.functions import Coalesce
+from django.utils import timezone
 
-from generation.models import Generation, Status
+from generation.models import Generation, Status, Tier
 
 from .models import (
     EventKind,
@@ -196,3 +197,171 @@ def review_link_detail(*, team, pk: int, picks_only: bool = False) -> LinkDetail
 def review_activity_rows(link: ReviewLink):
     """Every event of the link, oldest first, for the CSV export."""
     return link.events.select_related("item").order_by("created", "id").iterator()
+
+
+# --- the clients' marks in the studio's own grid ------------------------------------------
+
+
+@dataclass
+class ClientMarks:
+    """What the team's clients did with one image, over every review link that names it."""
+
+    picks: int = 0
+    rejects: int = 0
+    rating_total: int = 0
+    ratings: int = 0
+    comments: int = 0
+
+    @property
+    def rating(self) -> float | None:
+        """The clients' mean rating, to one decimal (4, 4.5), or None when nobody rated."""
+        if not self.ratings:
+            return None
+        mean = round(self.rating_total / self.ratings, 1)
+        return int(mean) if mean == int(mean) else mean
+
+    @property
+    def version(self) -> str:
+        # Part of the tile's data-version: a poll swaps the tile only when this moved.
+        return f"{self.picks}.{self.rejects}.{self.rating_total}.{self.ratings}.{self.comments}"
+
+    @property
+    def summary(self) -> str:
+        parts = []
+        if self.picks:
+            parts.append(f"picked by {self.picks} client{'s' if self.picks > 1 else ''}")
+        if self.rejects:
+            parts.append(f"rejected by {self.rejects}")
+        if self.ratings:
+            parts.append(f"rated {self.rating} of 5")
+        if self.comments:
+            parts.append(f"{self.comments} comment{'s' if self.comments > 1 else ''}")
+        return "Clients: " + ", ".join(parts) if parts else ""
+
+    def __bool__(self) -> bool:
+        return bool(self.picks or self.rejects or self.ratings or self.comments)
+
+
+def _per_item(queryset, **filters):
+    """A count (or sum) per review item, as a subquery of ReviewItem rows."""
+    return queryset.filter(item=OuterRef("pk"), **filters).values("item").order_by()
+
+
+def client_marks_of(*, team, generation_ids, since=None) -> tuple[dict, set, set]:
+    """The clients' marks on these images of `team`, in one query.
+
+    Returns ({generation id: ClientMarks} for the images someone marked or
+    commented on, the ids of those still on a live link — a client may mark
+    them any moment, so their grid keeps asking — and the ids whose marks or
+    comments changed after `since`).
+    """
+    ids = list(generation_ids)
+    if not ids:
+        return {}, set(), set()
+    now = timezone.now()
+    marks = ReviewMark.objects.all()
+    comments = ReviewComment.objects.all()
+    rows = (
+        ReviewItem.objects.filter(link__team=team, generation_id__in=ids)
+        .annotate(
+            picks=_count_of(_per_item(marks, verdict=Verdict.PICK)),
+            rejects=_count_of(_per_item(marks, verdict=Verdict.REJECT)),
+            rating_total=Coalesce(
+                Subquery(
+                    _per_item(marks, rating__isnull=False).annotate(n=Sum("rating")).values("n")
+                ),
+                0,
+            ),
+            ratings=_count_of(_per_item(marks, rating__isnull=False)),
+            comment_count=_count_of(_per_item(comments)),
+            marked_at=Subquery(_per_item(marks).annotate(n=Max("updated")).values("n")),
+            commented_at=Subquery(_per_item(comments).annotate(n=Max("created")).values("n")),
+            live=Q(link__revoked_at=None, link__team__deleted_at=None)
+            & (Q(link__expires_at=None) | Q(link__expires_at__gt=now)),
+        )
+        .values_list(
+            "generation_id",
+            "picks",
+            "rejects",
+            "rating_total",
+            "ratings",
+            "comment_count",
+            "marked_at",
+            "commented_at",
+            "live",
+        )  # fmt: skip
+    )
+    by_image: dict[int, ClientMarks] = {}
+    live, changed = set(), set()
+    for pk, picks, rejects, total, ratings, comment_count, marked, commented, open_ in rows:
+        tally = by_image.setdefault(pk, ClientMarks())
+        tally.picks += picks
+        tally.rejects += rejects
+        tally.rating_total += total
+        tally.ratings += ratings
+        tally.comments += comment_count
+        if open_:
+            live.add(pk)
+        if since is not None and any(t and t > since for t in (marked, commented)):
+            changed.add(pk)
+    return {pk: t for pk, t in by_image.items() if t}, live, changed
+
+
+def _count_of(per_item):
+    return Coalesce(Subquery(per_item.annotate(n=Count("id")).values("n")), 0)
+
+
+def client_marks_attach(*, team, generations) -> set[int]:
+    """Set `client_marks` on each image (None when no client marked it), in one query.
+
+    Returns the ids of the batches that have an image on a live review link:
+    a finished grid among them keeps polling, slowly, for the clients' marks.
+    """
+    generations = list(generations)
+    tallies, live, _ = client_marks_of(team=team, generation_ids=[g.pk for g in generations])
+    watched = set()
+    for generation in generations:
+        generation.client_marks = tallies.get(generation.pk)
+        if generation.pk in live:
+            watched.add(generation.batch_id)
+    return watched
+
+
+def client_marks_on_grids(*, team, grids) -> None:
+    """Attach the clients' marks to every tile of these grids at once, and say which
+    grids stay watched for more (one query for the whole page)."""
+    watched = client_marks_attach(team=team, generations=[t for g in grids for t in g.tiles])
+    for grid in grids:
+        grid.watched = grid.batch.pk in watched
+
+
+def client_picked_ids(*, team, link_id: int | None = None):
+    """The ids of the team's images a client picked (on one link, or on any): a subquery."""
+    items = ReviewItem.objects.filter(link__team=team, marks__verdict=Verdict.PICK)
+    if link_id is not None:
+        items = items.filter(link_id=link_id)
+    return items.values("generation_id")
+
+
+def image_comments(*, team, generation_id: int) -> list[ReviewComment]:
+    """Every client comment on this image, over all the team's links, oldest first."""
+    return list(
+        ReviewComment.objects.filter(item__link__team=team, item__generation_id=generation_id)
+        .select_related("item__link")
+        .order_by("created", "id")
+    )
+
+
+def client_picks_to_promote(*, team, link_id: int | None = None) -> list[int]:
+    """The client-picked images that can go to Pro: finished Flash drafts still in their grids."""
+    return list(
+        Generation.objects.filter(
+            team=team,
+            pk__in=client_picked_ids(team=team, link_id=link_id),
+            tier=Tier.FLASH,
+            status=Status.SUCCEEDED,
+            archived=False,
+        )
+        .order_by("batch_id", "index")
+        .values_list("pk", flat=True)
+    )

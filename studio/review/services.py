@@ -61,6 +61,7 @@ def review_link_create(
     kind: str = ReviewKind.REVIEW,
     download_limit: int | None = None,
     show_prompts: bool = False,
+    watermark: bool = False,
 ) -> tuple[ReviewLink, str]:
     """Make a link naming these finished images of `team`; return it and its token.
 
@@ -108,6 +109,7 @@ def review_link_create(
             kind=kind,
             download_limit=download_limit,
             show_prompts=show_prompts,
+            watermark=watermark,
         )
         ReviewItem.objects.bulk_create(
             ReviewItem(link=link, generation_id=pk, position=n)
@@ -123,7 +125,7 @@ def review_link_revoke(*, link: ReviewLink) -> bool:
     return bool(moved)
 
 
-def review_link_deliver(*, link: ReviewLink, download_limit: int | None = None) -> int:
+def review_link_deliver(*, link: ReviewLink, download_limit: int | None = None, actor=None) -> int:
     """Switch the link to a delivery of the finals; return how many Pro renders it delivers.
 
     Each draft whose promotion has finished is delivered as its newest Pro
@@ -153,8 +155,33 @@ def review_link_deliver(*, link: ReviewLink, download_limit: int | None = None) 
         ReviewLink.objects.filter(pk=link.pk).update(
             kind=ReviewKind.DELIVERY, download_limit=download_limit
         )
+        if not link.is_delivery:
+            _record(link, EventKind.DELIVER, "", detail=_by(actor))
     link.refresh_from_db()
     return len(newest)
+
+
+def review_link_reopen(*, link: ReviewLink, actor=None) -> bool:
+    """Switch a delivery back to a review: previews again, originals 404 again.
+
+    The finals found at delivery stay recorded on the items (a later delivery
+    finds them again), but a review shows each draft, as it did before.
+    The download count is kept: it is the link's history, not a budget to refill.
+    """
+    if not link.is_live:
+        raise ReviewRefused("This link is revoked or expired; share the images again.")
+    with transaction.atomic():
+        moved = ReviewLink.objects.filter(pk=link.pk, kind=ReviewKind.DELIVERY).update(
+            kind=ReviewKind.REVIEW
+        )
+        if moved:
+            _record(link, EventKind.REOPEN, "", detail=_by(actor))
+    link.refresh_from_db(fields=["kind"])
+    return bool(moved)
+
+
+def _by(actor) -> str:
+    return f"by {actor.get_username()}" if actor is not None else ""
 
 
 def review_password_matches(*, link: ReviewLink, password: str) -> bool:
@@ -209,7 +236,9 @@ def review_mark_set(
                     defaults={**changes, "updated": timezone.now()},
                 )
         except IntegrityError:  # the same client marking twice at the same moment
-            ReviewMark.objects.filter(item=item, client_name=client_name).update(**changes)
+            ReviewMark.objects.filter(item=item, client_name=client_name).update(
+                **changes, updated=timezone.now()
+            )
             mark = ReviewMark.objects.get(item=item, client_name=client_name)
         if "verdict" in changes:
             kind = {"pick": EventKind.PICK, "reject": EventKind.REJECT}.get(

@@ -1,6 +1,8 @@
 """The studio's side of review links: share, list, follow a link's activity, revoke, deliver.
 
-Owners and admins only (see services): a member gets 403 on every page here.
+Owners and admins only (see services): a member gets 403 on every page here,
+except the clients' comments on one image, which the viewer over the grid
+shows to every member (the marks are the team's, like its stars).
 """
 
 import csv
@@ -15,11 +17,13 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from billing.selectors import csv_safe
+from generation.models import Generation
 from generation.requests import parse_ids
 
-from ..teams import team_for_manager
+from ..teams import team_for_manager, team_for_member
 from .models import ReviewKind, ReviewLink
 from .selectors import (
+    image_comments,
     review_activity_rows,
     review_link_detail,
     review_links_for_team,
@@ -30,6 +34,7 @@ from .services import (
     ReviewRefused,
     review_link_create,
     review_link_deliver,
+    review_link_reopen,
     review_link_revoke,
 )
 
@@ -95,6 +100,7 @@ def review_new(request, slug):
             kind=ReviewKind.DELIVERY if data.get("kind") == "delivery" else ReviewKind.REVIEW,
             download_limit=_limit(data.get("download_limit", "")),
             show_prompts=data.get("show_prompts") == "1",
+            watermark=data.get("watermark") == "1",
         )
     except ReviewRefused as refused:
         context["error"] = refused.message
@@ -152,7 +158,9 @@ def review_deliver(request, slug, pk):
     access = team_for_manager(request, slug)
     link = _link(access, pk)
     try:
-        finals = review_link_deliver(link=link, download_limit=_limit(request.POST.get("limit")))
+        finals = review_link_deliver(
+            link=link, download_limit=_limit(request.POST.get("limit")), actor=request.user
+        )
     except ReviewRefused as refused:
         messages.error(request, refused.message)
         return redirect("review-detail", slug=slug, pk=pk)
@@ -161,6 +169,22 @@ def review_deliver(request, slug, pk):
         f"“{link.title}” is now a delivery of full-resolution files"
         + (f", {finals} of them Pro renders." if finals else "."),
     )
+    return redirect("review-detail", slug=slug, pk=pk)
+
+
+@login_required
+@require_POST
+def review_reopen(request, slug, pk):
+    """A delivery back to a review: the client sees previews again, and can mark them."""
+    access = team_for_manager(request, slug)
+    link = _link(access, pk)
+    try:
+        if review_link_reopen(link=link, actor=request.user):
+            messages.success(
+                request, f"“{link.title}” is a review again: previews only, no downloads."
+            )
+    except ReviewRefused as refused:
+        messages.error(request, refused.message)
     return redirect("review-detail", slug=slug, pk=pk)
 
 
@@ -188,3 +212,15 @@ def review_activity_csv(request, slug, pk):
             ]
         )
     return response
+
+
+@login_required
+@require_GET
+def image_client_comments(request, slug, pk):
+    """The clients' comments on one image, over every link of the team, for the viewer."""
+    access = team_for_member(request, slug)
+    if not Generation.objects.filter(team=access.team, pk=pk).exists():
+        raise Http404
+    comments = image_comments(team=access.team, generation_id=pk)
+    context = {"access": access, "comments": comments}
+    return render(request, "studio/review/_image_comments.html", context)

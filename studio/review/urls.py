@@ -27,6 +27,12 @@ urlpatterns = [
         "t/<slug:slug>/review/<int:pk>/deliver/", studio_views.review_deliver, name="review-deliver"
     ),
     path(
+        "t/<slug:slug>/review/images/<int:pk>/comments/",
+        studio_views.image_client_comments,
+        name="review-image-comments",
+    ),
+    path("t/<slug:slug>/review/<int:pk>/reopen/", studio_views.review_reopen, name="review-reopen"),
+    path(
         "t/<slug:slug>/review/<int:pk>/activity.csv",
         studio_views.review_activity_csv,
         name="review-activity-csv",

@@ -28,6 +28,7 @@ from generation.models import Campaign
 from generation.requests import InvalidRequest
 from generation.services import SubmitRefused
 
+from ..review.selectors import client_marks_on_grids
 from ..teams import team_for_member
 from .composer import STATUS_FOR
 
@@ -61,11 +62,13 @@ def campaign_new(request, slug):
 
 
 def _page(request, *, access, campaign, values=None, errors=None, status=200):
+    grids = campaign_grids(team=access.team, campaign=campaign)
+    client_marks_on_grids(team=access.team, grids=grids)
     context = {
         "access": access,
         "campaign": campaign,
         "progress": campaign_progress(campaign),
-        "grids": campaign_grids(team=access.team, campaign=campaign),
+        "grids": grids,
         "values": {**SUBMIT_DEFAULTS, **(values or {})},
         "errors": errors or {},
         "tiers": [(tier, catalog.TIER_LABELS[tier]) for tier in catalog.TIERS],

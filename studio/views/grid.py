@@ -41,6 +41,7 @@ from generation.services import (
 )
 
 from .. import throttle
+from ..review.selectors import client_marks_of, client_marks_on_grids
 from ..teams import team_for_member
 from .composer import STATUS_FOR
 
@@ -54,7 +55,9 @@ def batch_poll(request, slug, pk):
     """The tiles of a grid that changed since the last poll, and its progress.
 
     Answers 286 once every image is finished, so htmx stops asking; a page of
-    finished grids renders no poller at all and makes no requests.
+    finished grids renders no poller at all and makes no requests. A grid with
+    an image on a live review link is the exception: it keeps asking every 5 s
+    and gets the tiles whose clients' marks changed (the same oob swap).
     """
     access = team_for_member(request, slug)
     changes = batch_changes(team=access.team, pk=pk, since=from_micros(request.GET.get("since")))
@@ -64,9 +67,22 @@ def batch_poll(request, slug, pk):
     if str(changes.progress.next_place or "") != request.GET.get("place", ""):
         sent = {g.pk for g in changes.changed}
         changes.changed += [g for g in changes.queued if g.pk not in sent]
+    # A client marking an image on a review link changes its tile too: one
+    # query says which, and whether the grid is still worth asking about.
+    tallies, live, marked = client_marks_of(
+        team=access.team,
+        generation_ids=[g.pk for g in changes.tiles],
+        since=from_micros(request.GET.get("since")),
+    )
+    sent = {g.pk for g in changes.changed}
+    changes.changed += [g for g in changes.tiles if g.pk in marked and g.pk not in sent]
+    for generation in changes.changed:
+        generation.client_marks = tallies.get(generation.pk)
+    watched = bool(live)
     response = render(
-        request, "studio/gallery/_poll.html", {"changes": changes, "batch_id": pk},
-        status=STOP_POLLING if changes.progress.is_finished else 200,
+        request, "studio/gallery/_poll.html",
+        {"changes": changes, "batch_id": pk, "watched": watched},
+        status=STOP_POLLING if changes.progress.is_finished and not watched else 200,
     )  # fmt: skip
     if changes.settled:
         # Captures and releases moved the team's credits: the header follows.
@@ -82,6 +98,7 @@ def batch_cancel_view(request, slug, pk):
     canceled = batch_cancel(batch=batch, actor=request.user)
     if request.htmx:
         grid = batch_grid(team=access.team, pk=batch.pk)
+        client_marks_on_grids(team=access.team, grids=[grid])
         response = render(request, "studio/gallery/_grid.html", {"grid": grid})
         response["HX-Trigger"] = "credits-changed"
         return response

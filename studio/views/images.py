@@ -25,6 +25,7 @@ from generation.selectors import (
 from generation.services import SubmitRefused, edit_size, generation_edit, generation_vary
 
 from .. import throttle
+from ..review.selectors import image_comments
 from ..teams import team_for_member
 from .composer import STATUS_FOR
 
@@ -69,6 +70,8 @@ def _iterate_context(access, generation, **extra) -> dict:
         "variation_count": VARIATION_COUNT,
         "prices": _prices(access.team, generation) if generation.asset_id else {},
         "masks": _masks(access.team) if generation.asset_id else {},
+        # What clients wrote about it on the team's review links (every member reads them).
+        "client_comments": image_comments(team=access.team, generation_id=generation.pk),
         **extra,
     }
 

@@ -18,6 +18,7 @@ from generation.selectors import (
 from generation.services import project_create
 
 from ..postback import failed_form, keep_failed_form
+from ..review.selectors import client_marks_on_grids
 from ..teams import team_for_member
 from .composer import composer_context, settings_from
 
@@ -82,6 +83,7 @@ def project_page_context(request, *, access, project) -> dict:
     grids, next_cursor = project_grids(
         team=access.team, project=project, through=parse_id(request.GET.get("through", ""))
     )
+    client_marks_on_grids(team=access.team, grids=grids)
     return {
         "access": access,
         "project": project,
@@ -116,6 +118,7 @@ def project_older(request, slug, pk):
     project = get_object_or_404(Project, team=access.team, pk=pk)
     cursor = decode_cursor(request.GET.get("cursor"))
     grids, next_cursor = project_grids(team=access.team, project=project, cursor=cursor)
+    client_marks_on_grids(team=access.team, grids=grids)
     context = {"access": access, "project": project, "grids": grids, "next_cursor": next_cursor}
     if request.htmx:
         return render(request, "studio/gallery/_grids_page.html", context)
