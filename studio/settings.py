@@ -356,6 +356,12 @@ COMFYUI_INPAINT_WORKFLOW = os.environ.get(
     "COMFYUI_INPAINT_WORKFLOW",
     str(BASE_DIR / "generation/providers/comfyui_workflows/inpaint.json"),
 )
+# The img2img template other edits and variations run on, for both lanes;
+# empty means ComfyUI renders them from their words alone, without the image.
+COMFYUI_IMG2IMG_WORKFLOW = os.environ.get(
+    "COMFYUI_IMG2IMG_WORKFLOW",
+    str(BASE_DIR / "generation/providers/comfyui_workflows/img2img.json"),
+)
 COMFYUI_POLL_SECONDS = float(os.environ.get("COMFYUI_POLL_SECONDS", "1"))
 # Extra seconds the offline renderer waits per image, to behave like the real models.
 OFFLINE_FLASH_LATENCY = float(os.environ.get("OFFLINE_FLASH_LATENCY", "0"))

@@ -90,6 +90,7 @@ def provider_named(name: str) -> Provider:
                 "pro": settings.COMFYUI_PRO_WORKFLOW,
             },
             inpaint_workflow=settings.COMFYUI_INPAINT_WORKFLOW,
+            img2img_workflow=settings.COMFYUI_IMG2IMG_WORKFLOW,
             redis_url=settings.CELERY_BROKER_URL,
             slots_per_server=settings.COMFYUI_SERVER_SLOTS,
             outage_seconds=settings.COMFYUI_OUTAGE_MINUTES * 60,

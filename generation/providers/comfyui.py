@@ -41,6 +41,12 @@ mask's alpha, transparent where it may change, as ComfyUI's own mask editor
 does; LoadImage gives that file's MASK. `{{source}}` names the image,
 `{{mask}}` the masked copy, and `{{prompt}}` is the instruction (what goes in
 the painted area).
+
+Any other edit or variation runs the img2img template
+(`COMFYUI_IMG2IMG_WORKFLOW`): the image goes up with `/upload/image` as
+`{{source}}`, and `{{denoise}}` says how much of it may change (DENOISE).
+SD-class models follow a description rather than an instruction, so an
+edit's `{{prompt}}` is the image's prompt with the instruction after it.
 """
 
 from __future__ import annotations
@@ -78,6 +84,9 @@ PLACEHOLDER = re.compile(r"\{\{\s*([a-z0-9_]+)\s*\}\}")
 REFERENCE = re.compile(r"^reference_([1-9][0-9]*)$")
 VALUES = ("prompt", "negative_prompt", "seed", "width", "height", "base_width", "base_height")
 REGION_VALUES = ("source", "mask")  # the inpainting template's, for a region edit
+# How much of the image the sampler may change: an edit keeps the layout and
+# changes what the words name; subtle keeps the composition, strong the idea.
+DENOISE = {"edit": 0.55, "subtle": 0.35, "strong": 0.75}
 EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
 
 DEFAULT_DEADLINE = 360.0  # seconds for one prompt on a server, its queue wait included
@@ -106,6 +115,7 @@ class ComfyUIProvider:
         *,
         workflows: dict[str, str | Path],
         inpaint_workflow: str | Path = "",
+        img2img_workflow: str | Path = "",
         url: str = "",
         servers: dict[str, list[str]] | None = None,
         redis_url: str = "",
@@ -126,6 +136,7 @@ class ComfyUIProvider:
         }
         self.workflows = {tier: Path(path) for tier, path in workflows.items()}
         self.inpaint_workflow = Path(inpaint_workflow) if inpaint_workflow else None
+        self.img2img_workflow = Path(img2img_workflow) if img2img_workflow else None
         if not redis_url:
             from django.conf import settings
 
@@ -147,6 +158,9 @@ class ComfyUIProvider:
                     "Set COMFYUI_INPAINT_WORKFLOW, or edit without a mask.",
                 )
             path = self.inpaint_workflow
+        from_image = bool(request.source) and not request.mask and self.img2img_workflow
+        if from_image:
+            path = self.img2img_workflow
         template = load_workflow(path)
         workflow, used, unused = workflow_for_references(
             template, references=len(request.references), name=path.name
@@ -163,6 +177,14 @@ class ComfyUIProvider:
                 source=f"{uploads['source'][0]} [temp]",
                 mask=f"{masked[0]} [temp]",
             )
+        elif from_image:
+            uploads["source"] = _upload_name(request.source)
+            values.update(
+                prompt=f"{request.prompt}, {request.instruction}" if request.is_edit
+                else request.prompt,
+                source=f"{uploads['source'][0]} [temp]",
+                denoise=DENOISE["edit" if request.is_edit else request.variation or "subtle"],
+            )  # fmt: skip
         workflow = fill_placeholders(workflow, values=values, name=path.name)
         if not self.keep_outputs:
             workflow = with_temporary_outputs(workflow)
@@ -825,7 +847,7 @@ def fill_placeholders(workflow: dict, *, values: dict, name: str) -> dict:
 
     def _value(key: str):
         if key not in values:
-            names = (*VALUES, "model", *REGION_VALUES, "reference_1")
+            names = (*VALUES, "model", *REGION_VALUES, "denoise", "reference_1")
             known = ", ".join(f"{{{{{known}}}}}" for known in names)
             raise PermanentError(
                 f"The ComfyUI workflow {name} has an unknown placeholder {{{{{key}}}}}. "

@@ -212,6 +212,51 @@ def test_comfyui_uploads_the_image_and_mask_and_fills_the_inpainting_template(co
     assert "{{" not in json.dumps(nodes)
 
 
+def _nodes_by_class(queued: dict) -> dict[str, list[dict]]:
+    by_class: dict[str, list[dict]] = {}
+    for node in queued["prompt"].values():
+        by_class.setdefault(node["class_type"], []).append(node["inputs"])
+    return by_class
+
+
+@pytest.mark.parametrize(
+    "fields, prompt, denoise",
+    [
+        ({"instruction": "warmer light"}, "a harbour at dusk, warmer light", 0.55),
+        ({"variation": "subtle", "source_seed": 8}, "a harbour at dusk", 0.35),
+        ({"variation": "strong", "source_seed": 8}, "a harbour at dusk", 0.75),
+    ],
+)
+def test_comfyui_edits_and_varies_from_the_image_with_its_img2img_template(
+    comfy, fields, prompt, denoise
+):
+    model = "sd_xl_turbo_1.0_fp16.safetensors"
+    request = RenderRequest(
+        "a harbour at dusk", 9, "flash", "1K", "16:9", model, source=SOURCE, **fields
+    )
+    provider = comfyui(comfy.url, img2img_workflow=WORKFLOWS / "img2img.json")
+    assert provider.render(request).usage["workflow"] == "img2img.json"
+    (queued,) = comfy.submitted
+    by_class = _nodes_by_class(queued)
+    (loaded,) = by_class["LoadImage"]
+    assert comfy.uploads[loaded["image"]].data == SOURCE  # the image itself went up
+    assert by_class["CLIPTextEncode"][0]["text"] == prompt
+    assert by_class["KSampler"][0]["denoise"] == denoise
+    assert "VAEEncode" in by_class and "EmptyLatentImage" not in by_class
+    assert (by_class["ImageScale"][0]["width"], by_class["ImageScale"][0]["height"]) == (
+        catalog.pixel_size("1K", "16:9")
+    )
+    assert "{{" not in json.dumps(queued["prompt"])
+
+
+def test_comfyui_without_an_img2img_workflow_renders_an_edit_from_its_words(comfy):
+    request = RenderRequest("a harbour at dusk", 9, "flash", "1K", "16:9",
+                            "sd_xl_turbo_1.0_fp16.safetensors", source=SOURCE,
+                            instruction="warmer light")  # fmt: skip
+    assert comfyui(comfy.url).render(request).usage["workflow"] == "draft.json"
+    assert comfy.uploads == {}
+
+
 def test_comfyui_without_an_inpainting_workflow_refuses_a_mask_in_words(comfy):
     with pytest.raises(PermanentError, match="no inpainting workflow, so it takes no mask"):
         comfyui(comfy.url, inpaint_workflow="").render(
