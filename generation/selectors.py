@@ -32,8 +32,14 @@ PACE_SAMPLE = 20
 PACE_CACHE_SECONDS = 10
 # Columns a tile never shows; skipping them keeps 2,500-tile pages light.
 TILE_DEFERRED = ("usage", "fingerprint", "lease_until", "not_before", "dispatched_at")
-# A poll swaps tiles by id: the edit chain and the matrix axes stay on the page.
-POLL_DEFERRED = (*TILE_DEFERRED, "thought_signature", "instruction", "axes")
+# What a poll reads of each image: its progress, its place in the lane and its
+# tile (a poll swaps tiles by id: the edit chain and matrix axes stay on the
+# page). Every poll reads all of a grid's rows, so each column it skips counts.
+POLL_FIELDS = (
+    "id", "batch_id", "team_id", "index", "status", "cached", "archived", "changed_at",
+    "created", "started_at", "lane", "tier", "provider", "size", "aspect", "seed",
+    "prompt", "error", "starred", "rejected", "rating", "parent_id",
+)  # fmt: skip
 
 
 # --- projects -----------------------------------------------------------------------
@@ -407,7 +413,7 @@ def batch_changes(*, team, pk: int, since: datetime | None) -> Changes | None:
     """
     read_at = timezone.now()
     generations = list(
-        Generation.objects.filter(batch_id=pk, team=team).defer(*POLL_DEFERRED).order_by("index")
+        Generation.objects.filter(batch_id=pk, team=team).only(*POLL_FIELDS).order_by("index")
     )
     if not generations:
         return None
