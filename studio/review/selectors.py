@@ -308,7 +308,7 @@ def client_marks_of(*, team, generation_ids, since=None) -> tuple[dict, set, set
 
 
 def client_marks_attach(*, team, generations) -> set[int]:
-    """Set `client_marks` on each image (None when no client marked it) (see client_marks_of).
+    """Set `client_marks` on each image, None where no client marked it (see client_marks_of).
 
     Returns the ids of the batches that have an image on a live review link:
     a finished grid among them keeps polling, slowly, for the clients' marks.
